@@ -1,0 +1,183 @@
+"""Peewee models over the schema created by `ledger/migrations/`. Unbound: `open_db()` binds them.
+
+The migrations own the schema (tests check the two agree); the models are for readable queries and catalog
+edits. Movements and stock levels are written only by `ledger/service.py`.
+"""
+
+from __future__ import annotations
+
+import peewee as pw
+
+from appliance import clock
+
+
+class BaseModel(pw.Model):
+    class Meta:
+        legacy_table_names = False
+
+
+class Site(BaseModel):
+    id = pw.TextField(primary_key=True)
+    name = pw.TextField()
+    is_local = pw.BooleanField(default=False)
+    epoch = pw.IntegerField(default=1)
+    head_seq = pw.IntegerField(default=0)
+    created_at = pw.TextField(default=clock.now_ts)
+
+
+class Supplier(BaseModel):
+    name = pw.TextField(unique=True)
+    email = pw.TextField(null=True)
+    phone = pw.TextField(null=True)
+    lead_time_days = pw.IntegerField(null=True)
+    created_at = pw.TextField(default=clock.now_ts)
+
+
+class Product(BaseModel):
+    sku = pw.TextField(unique=True)
+    name = pw.TextField()
+    description = pw.TextField(default="")
+    category = pw.TextField(default="")
+    supplier = pw.ForeignKeyField(Supplier, null=True, column_name="supplier_id")
+    image_url = pw.TextField(null=True)
+    active = pw.BooleanField(default=True)
+    created_at = pw.TextField(default=clock.now_ts)
+    updated_at = pw.TextField(default=clock.now_ts)
+
+
+class Variant(BaseModel):
+    product = pw.ForeignKeyField(Product, column_name="product_id", backref="variants")
+    sku = pw.TextField(unique=True)
+    name = pw.TextField(default="")
+    cost_price = pw.IntegerField(null=True)
+    sale_price = pw.IntegerField(null=True)
+    unit = pw.TextField(default="each")
+    reorder_point = pw.IntegerField(null=True)
+    reorder_qty = pw.IntegerField(null=True)
+    active = pw.BooleanField(default=True)
+    created_at = pw.TextField(default=clock.now_ts)
+    updated_at = pw.TextField(default=clock.now_ts)
+
+
+class Pack(BaseModel):
+    variant = pw.ForeignKeyField(Variant, column_name="variant_id", backref="packs")
+    name = pw.TextField()
+    qty = pw.IntegerField()
+
+
+class Barcode(BaseModel):
+    code = pw.TextField(primary_key=True)
+    variant = pw.ForeignKeyField(Variant, column_name="variant_id", backref="barcodes")
+    pack = pw.ForeignKeyField(Pack, null=True, column_name="pack_id")
+    kind = pw.TextField(default="gtin")
+
+
+class Location(BaseModel):
+    KINDS = ("warehouse", "zone", "bin", "dock", "in-transit")
+
+    code = pw.TextField(unique=True)
+    site = pw.ForeignKeyField(Site, column_name="site_id")
+    name = pw.TextField(default="")
+    kind = pw.TextField(default="bin")
+    parent = pw.ForeignKeyField("self", null=True, column_name="parent_id")
+    active = pw.BooleanField(default=True)
+    created_at = pw.TextField(default=clock.now_ts)
+
+
+class ReorderOverride(BaseModel):
+    variant = pw.ForeignKeyField(Variant, column_name="variant_id")
+    location = pw.ForeignKeyField(Location, column_name="location_id")
+    reorder_point = pw.IntegerField(null=True)
+    reorder_qty = pw.IntegerField(null=True)
+
+
+class User(BaseModel):
+    ROLES = ("manager", "staff", "purchasing", "viewer")
+
+    login = pw.TextField(unique=True)
+    name = pw.TextField(default="")
+    role = pw.TextField()
+    active = pw.BooleanField(default=True)
+    created_at = pw.TextField(default=clock.now_ts)
+
+    class Meta:
+        table_name = "app_user"
+
+
+class Movement(BaseModel):
+    origin = pw.TextField()
+    epoch = pw.IntegerField()
+    seq = pw.IntegerField()
+    op_id = pw.TextField(null=True)
+    kind = pw.TextField()
+    variant = pw.ForeignKeyField(Variant, column_name="variant_id")
+    location = pw.ForeignKeyField(Location, column_name="location_id")
+    to_location = pw.ForeignKeyField(Location, null=True, column_name="to_location_id")
+    lot = pw.TextField(default="")
+    expiry = pw.TextField(null=True)
+    d_on_hand = pw.IntegerField(default=0)
+    d_reserved = pw.IntegerField(default=0)
+    d_in_transit = pw.IntegerField(default=0)
+    unit_cost = pw.IntegerField(null=True)
+    ref_type = pw.TextField(null=True)
+    ref_id = pw.TextField(null=True)
+    reverses_id = pw.IntegerField(null=True)
+    reason = pw.TextField(null=True)
+    note = pw.TextField(null=True)
+    user_login = pw.TextField(null=True)
+    device = pw.TextField(null=True)
+    ts = pw.TextField()
+
+
+class Op(BaseModel):
+    op_id = pw.TextField(primary_key=True)
+    request_digest = pw.TextField()
+    created_at = pw.TextField()
+
+
+class Stock(BaseModel):
+    variant = pw.ForeignKeyField(Variant, column_name="variant_id")
+    location = pw.ForeignKeyField(Location, column_name="location_id")
+    lot = pw.TextField(default="")
+    expiry = pw.TextField(null=True)
+    on_hand = pw.IntegerField(default=0)
+    reserved = pw.IntegerField(default=0)
+    in_transit = pw.IntegerField(default=0)
+
+    class Meta:
+        primary_key = pw.CompositeKey("variant", "location", "lot")
+        without_rowid = True
+
+
+class Transfer(BaseModel):
+    code = pw.TextField(unique=True)
+    origin = pw.TextField()
+    variant = pw.ForeignKeyField(Variant, column_name="variant_id")
+    from_location = pw.ForeignKeyField(Location, column_name="from_location_id")
+    to_location = pw.ForeignKeyField(Location, column_name="to_location_id")
+    lot = pw.TextField(default="")
+    expiry = pw.TextField(null=True)
+    qty_sent = pw.IntegerField()
+    qty_received = pw.IntegerField(default=0)
+    qty_short = pw.IntegerField(default=0)
+    qty_over = pw.IntegerField(default=0)
+    status = pw.TextField(default="in_transit")
+    created_at = pw.TextField(default=clock.now_ts)
+    closed_at = pw.TextField(null=True)
+
+
+class Reservation(BaseModel):
+    variant = pw.ForeignKeyField(Variant, column_name="variant_id")
+    location = pw.ForeignKeyField(Location, column_name="location_id")
+    lot = pw.TextField(default="")
+    qty = pw.IntegerField()
+    qty_consumed = pw.IntegerField(default=0)
+    ref = pw.TextField(null=True)
+    status = pw.TextField(default="held")
+    expires_at = pw.TextField(null=True)
+    created_at = pw.TextField(default=clock.now_ts)
+    closed_at = pw.TextField(null=True)
+
+
+MODELS = [Site, Supplier, Product, Variant, Pack, Barcode, Location, ReorderOverride, User, Movement, Op,
+          Stock, Transfer, Reservation]
