@@ -158,6 +158,7 @@ CREATE TABLE stock (
 ) WITHOUT ROWID;
 CREATE INDEX stock_location ON stock(location_id);
 
+-- One document per transfer request; which lots are in transit is read from its movements.
 CREATE TABLE transfer (
     id                INTEGER PRIMARY KEY,
     code              TEXT NOT NULL UNIQUE,
@@ -165,8 +166,6 @@ CREATE TABLE transfer (
     variant_id        INTEGER NOT NULL REFERENCES variant(id),
     from_location_id  INTEGER NOT NULL REFERENCES location(id),
     to_location_id    INTEGER NOT NULL REFERENCES location(id),
-    lot               TEXT NOT NULL DEFAULT '',
-    expiry            TEXT,
     qty_sent          INTEGER NOT NULL CHECK (qty_sent > 0),
     qty_received      INTEGER NOT NULL DEFAULT 0 CHECK (qty_received >= 0),
     qty_short         INTEGER NOT NULL DEFAULT 0 CHECK (qty_short >= 0),
@@ -184,13 +183,15 @@ CREATE TABLE reservation (
     location_id   INTEGER NOT NULL REFERENCES location(id),
     lot           TEXT NOT NULL DEFAULT '',
     qty           INTEGER NOT NULL CHECK (qty > 0),
-    qty_consumed  INTEGER NOT NULL DEFAULT 0 CHECK (qty_consumed >= 0 AND qty_consumed <= qty),
+    qty_consumed  INTEGER NOT NULL DEFAULT 0 CHECK (qty_consumed >= 0),
+    qty_released  INTEGER NOT NULL DEFAULT 0 CHECK (qty_released >= 0),
     ref           TEXT,
     status        TEXT NOT NULL DEFAULT 'held'
                   CHECK (status IN ('held', 'consumed', 'released', 'expired')),
     expires_at    TEXT,
     created_at    TEXT NOT NULL,
-    closed_at     TEXT
+    closed_at     TEXT,
+    CHECK (qty_consumed + qty_released <= qty)
 );
 CREATE INDEX reservation_held ON reservation(expires_at) WHERE status = 'held';
 CREATE INDEX reservation_ref ON reservation(ref);

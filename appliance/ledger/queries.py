@@ -1,0 +1,215 @@
+"""Reads of the ledger: stock levels now and as of any past moment, movement history. Plain SQL over indexes.
+
+Every function takes a sqlite3 connection (`db.connection()`), so the agent, the web workers and the CLI
+share one read path, and a caller holding a transaction reads inside it.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from appliance.errors import InvalidInput
+from appliance.ledger.requests import ALL_KINDS, MovementRecord
+
+_MOVEMENT_SELECT = """
+SELECT m.id, m.origin, m.epoch, m.seq, m.op_id, m.kind, v.sku, l.code, tl.code, m.lot, m.expiry, m.d_on_hand,
+       m.d_reserved, m.d_in_transit, m.unit_cost, m.ref_type, m.ref_id, m.reverses_id, m.reason, m.note,
+       m.user_login, m.device, m.ts
+FROM movement m
+JOIN variant v ON v.id = m.variant_id
+JOIN location l ON l.id = m.location_id
+LEFT JOIN location tl ON tl.id = m.to_location_id"""
+
+
+def load_movements(conn: sqlite3.Connection, where: str = "1", params: Sequence[Any] = (),
+                   order: str = "m.id", limit: int | None = None, offset: int = 0) -> list[MovementRecord]:
+    sql = f"{_MOVEMENT_SELECT} WHERE {where} ORDER BY {order}"
+    if limit is not None:
+        sql += f" LIMIT {int(limit)} OFFSET {int(offset)}"
+    return [MovementRecord(*row) for row in conn.execute(sql, tuple(params))]
+
+
+@dataclass(frozen=True)
+class StockLine:
+    sku: str
+    name: str
+    location: str
+    site: str
+    lot: str | None      # None when lots are summed up
+    expiry: str | None
+    on_hand: int
+    reserved: int
+    in_transit: int
+
+    @property
+    def available(self) -> int:
+        return self.on_hand - self.reserved
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"sku": self.sku, "name": self.name, "location": self.location, "site": self.site,
+                "lot": self.lot, "expiry": self.expiry, "on_hand": self.on_hand, "reserved": self.reserved,
+                "available": self.available, "in_transit": self.in_transit}
+
+
+STOCK_SORTS = {
+    "sku": "v.sku, l.code",
+    "location": "l.code, v.sku",
+    "on_hand": "on_hand DESC, v.sku, l.code",
+    "available": "on_hand - reserved, v.sku, l.code",
+}
+
+
+def _filters(sku: str | None, location: str | None, site: str | None, search: str | None,
+             include_empty: bool) -> tuple[list[str], list[Any]]:
+    where, params = [], []
+    if sku:
+        where.append("v.sku = ?")
+        params.append(sku)
+    if location:
+        where.append("l.code = ?")
+        params.append(location)
+    if site:
+        where.append("l.site_id = ?")
+        params.append(site)
+    if search:
+        # Prefix match on SKU uses its index; name search is a scan, fine for a few 10,000 variants.
+        where.append("(v.sku LIKE ? ESCAPE '\\' OR p.name LIKE ? ESCAPE '\\')")
+        escaped = search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        params += [escaped + "%", "%" + escaped + "%"]
+    if not include_empty:
+        where.append("(s.on_hand != 0 OR s.reserved != 0 OR s.in_transit != 0)")
+    return where, params
+
+
+def stock_levels(conn: sqlite3.Connection, *, sku: str | None = None, location: str | None = None,
+                 site: str | None = None, search: str | None = None, by_lot: bool = False,
+                 include_empty: bool = False, sort: str = "sku", limit: int | None = None,
+                 offset: int = 0) -> list[StockLine]:
+    """Stock per variant per location (per lot with `by_lot`), from the projection."""
+    if sort not in STOCK_SORTS:
+        raise InvalidInput(f"unknown sort {sort!r}; one of {', '.join(STOCK_SORTS)}", field="sort")
+    where, params = _filters(sku, location, site, search, include_empty)
+    lot_cols = "s.lot, s.expiry" if by_lot else "NULL, min(s.expiry)"
+    group = "" if by_lot else "GROUP BY s.variant_id, s.location_id"
+    sums = ("s.on_hand, s.reserved, s.in_transit" if by_lot else
+            "sum(s.on_hand) AS on_hand, sum(s.reserved) AS reserved, sum(s.in_transit) AS in_transit")
+    if by_lot:
+        sort_sql = STOCK_SORTS[sort].replace("on_hand", "s.on_hand").replace("reserved", "s.reserved") + ", s.lot"
+    else:
+        sort_sql = STOCK_SORTS[sort]
+    sql = (f"SELECT v.sku, CASE WHEN v.name != '' THEN p.name || ' ' || v.name ELSE p.name END, l.code, l.site_id,"
+           f" {lot_cols}, {sums}"
+           " FROM stock s JOIN variant v ON v.id = s.variant_id JOIN product p ON p.id = v.product_id"
+           " JOIN location l ON l.id = s.location_id"
+           f" {'WHERE ' + ' AND '.join(where) if where else ''} {group} ORDER BY {sort_sql}")
+    if limit is not None:
+        sql += f" LIMIT {int(limit)} OFFSET {int(offset)}"
+    return [StockLine(*row) for row in conn.execute(sql, params)]
+
+
+def totals_by_site(conn: sqlite3.Connection, sku: str) -> dict[str, dict[str, int]]:
+    """One SKU summed per site: what each warehouse holds, has promised and has coming."""
+    result = {}
+    for site, on_hand, reserved, in_transit in conn.execute(
+            "SELECT l.site_id, sum(s.on_hand), sum(s.reserved), sum(s.in_transit) FROM stock s"
+            " JOIN variant v ON v.id = s.variant_id JOIN location l ON l.id = s.location_id"
+            " WHERE v.sku = ? GROUP BY l.site_id ORDER BY l.site_id", (sku,)):
+        result[site] = {"on_hand": on_hand, "reserved": reserved, "available": on_hand - reserved,
+                        "in_transit": in_transit}
+    return result
+
+
+def available(conn: sqlite3.Connection, sku: str, location: str) -> int:
+    row = conn.execute(
+        "SELECT coalesce(sum(s.on_hand - s.reserved), 0) FROM stock s JOIN variant v ON v.id = s.variant_id"
+        " JOIN location l ON l.id = s.location_id WHERE v.sku = ? AND l.code = ?", (sku, location)).fetchone()
+    return row[0]
+
+
+def stock_as_of(conn: sqlite3.Connection, as_of_ts: str, *, sku: str | None = None, location: str | None = None,
+                site: str | None = None, by_lot: bool = False, include_empty: bool = False) -> list[StockLine]:
+    """Stock at a past moment, replayed from movements (never from the projection)."""
+    where, params = ["m.ts <= ?"], [as_of_ts]
+    if sku:
+        where.append("m.variant_id = (SELECT id FROM variant WHERE sku = ?)")
+        params.append(sku)
+    # One row per (movement, stock row it touches): in-transit lands on the destination.
+    legs = f"""
+        SELECT m.variant_id, m.location_id AS location_id, m.lot, m.expiry, m.d_on_hand AS on_hand,
+               m.d_reserved AS reserved, CASE WHEN m.to_location_id IS NULL THEN m.d_in_transit ELSE 0 END
+               AS in_transit
+        FROM movement m WHERE {' AND '.join(where)}
+        UNION ALL
+        SELECT m.variant_id, m.to_location_id, m.lot, m.expiry, 0, 0, m.d_in_transit
+        FROM movement m WHERE m.to_location_id IS NOT NULL AND {' AND '.join(where)}"""
+    outer, outer_params = [], []
+    if location:
+        outer.append("l.code = ?")
+        outer_params.append(location)
+    if site:
+        outer.append("l.site_id = ?")
+        outer_params.append(site)
+    group = "x.variant_id, x.location_id, x.lot" if by_lot else "x.variant_id, x.location_id"
+    having = "" if include_empty else "HAVING sum(x.on_hand) != 0 OR sum(x.reserved) != 0 OR sum(x.in_transit) != 0"
+    sql = (f"SELECT v.sku, CASE WHEN v.name != '' THEN p.name || ' ' || v.name ELSE p.name END, l.code, l.site_id,"
+           f" {'x.lot' if by_lot else 'NULL'}, max(x.expiry), sum(x.on_hand), sum(x.reserved), sum(x.in_transit)"
+           f" FROM ({legs}) x JOIN variant v ON v.id = x.variant_id JOIN product p ON p.id = v.product_id"
+           f" JOIN location l ON l.id = x.location_id {'WHERE ' + ' AND '.join(outer) if outer else ''}"
+           f" GROUP BY {group} {having} ORDER BY v.sku, l.code{', x.lot' if by_lot else ''}")
+    return [StockLine(*row) for row in conn.execute(sql, params + params + outer_params)]
+
+
+def history(conn: sqlite3.Connection, *, sku: str | None = None, location: str | None = None,
+            kind: str | None = None, user: str | None = None, ref: str | None = None,
+            since: str | None = None, until: str | None = None, origin: str | None = None,
+            limit: int | None = 50, offset: int = 0, newest_first: bool = True) -> list[MovementRecord]:
+    """Movements matching every filter given; `ref` matches `TYPE:ID` or the id alone."""
+    where, params = [], []
+    if sku:
+        where.append("m.variant_id = (SELECT id FROM variant WHERE sku = ?)")
+        params.append(sku)
+    if location:
+        where.append("(m.location_id = (SELECT id FROM location WHERE code = ?)"
+                     " OR m.to_location_id = (SELECT id FROM location WHERE code = ?))")
+        params += [location, location]
+    if kind:
+        if kind not in ALL_KINDS:
+            raise InvalidInput(f"unknown movement kind {kind!r}; one of {', '.join(ALL_KINDS)}", field="kind")
+        where.append("m.kind = ?")
+        params.append(kind)
+    if user:
+        where.append("m.user_login = ?")
+        params.append(user)
+    if ref:
+        ref_type, _, ref_id = ref.rpartition(":")
+        if ref_type:
+            where.append("m.ref_type = ? AND m.ref_id = ?")
+            params += [ref_type, ref_id]
+        else:
+            where.append("m.ref_id = ? AND m.ref_type IS NOT NULL")
+            params.append(ref_id)
+    if since:
+        where.append("m.ts >= ?")
+        params.append(since)
+    if until:
+        where.append("m.ts <= ?")
+        params.append(until)
+    if origin:
+        where.append("m.origin = ?")
+        params.append(origin)
+    order = "m.ts DESC, m.id DESC" if newest_first else "m.ts, m.id"
+    return load_movements(conn, " AND ".join(where) or "1", params, order=order, limit=limit, offset=offset)
+
+
+def iter_movements(conn: sqlite3.Connection, batch: int = 5000) -> Iterator[MovementRecord]:
+    """Every movement in id order, a batch at a time (for export without loading a million rows)."""
+    last = 0
+    while True:
+        rows = load_movements(conn, "m.id > ?", (last,), limit=batch)
+        if not rows:
+            return
+        yield from rows
+        last = rows[-1].id

@@ -1,0 +1,130 @@
+"""The ledger service: the only code that writes movements, stock levels, transfers and reservations.
+
+Every write is one `BEGIN IMMEDIATE` transaction (`Ledger.write()`), so the rules below are checked against
+the state that the write will change, with no other writer in between, whichever process posts:
+- on hand never negative; available (on hand − reserved, per variant and location) never negative for
+  ship, reserve, transfer_out, damage and return_out;
+- this box writes movements only for locations its site owns;
+- an op_id seen before returns the earlier movements instead of writing again.
+Movements get `(origin, epoch, seq)` from the site row in the same transaction, so the sequence is gapless.
+The hot path is plain SQL on the connection peewee holds; the rules are the readable part.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+
+import peewee
+
+from appliance import clock
+from appliance.errors import InconsistentState, InvalidInput, UnknownUser
+from appliance.ledger.operations import Operations
+from appliance.ledger.requests import Move, PostResult, digest
+
+logger = logging.getLogger(__name__)
+
+
+class Ledger:
+    def __init__(self, db: peewee.SqliteDatabase, site_id: str,
+                 now: Callable[[], datetime] = clock.utcnow) -> None:
+        self.db = db
+        self.site_id = site_id
+        self._now = now
+        row = db.execute_sql("SELECT is_local FROM site WHERE id = ?", (site_id,)).fetchone()
+        if not row or not row[0]:
+            raise InconsistentState(
+                f"this database has no local site {site_id!r}: run `appliance init --site {site_id}` first",
+                site=site_id)
+
+    @contextmanager
+    def write(self, *, user: str | None = None, device: str | None = None,
+              op_id: str | None = None) -> Iterator[Operations]:
+        """One BEGIN IMMEDIATE transaction; other modules may add their own rows through `ops.conn`."""
+        if self.db.in_transaction():
+            # A nested atomic() would silently become a savepoint that holds no write lock.
+            raise RuntimeError("ledger writes open their own BEGIN IMMEDIATE transaction; do not nest them")
+        with self.db.atomic("IMMEDIATE"):
+            ops = Operations(self.db.connection(), self.site_id, clock.to_ts(self._now()),
+                             user=user, device=device, op_id=op_id)
+            if user is not None:
+                _check_user(ops.conn, user)
+            yield ops
+            ops.finish()
+
+    def post(self, moves: Move | Sequence[Move], *, op_id: str | None = None, user: str | None = None,
+             device: str | None = None) -> PostResult:
+        """Write one movement request or a batch, all or nothing. Returns the committed movements."""
+        batch = [moves] if isinstance(moves, Move) else list(moves)
+        if not batch:
+            raise InvalidInput("nothing to post", field="moves")
+        for move in batch:
+            move.validate()
+        _check_op_id(op_id)
+        with self.write(user=user, device=device, op_id=op_id) as ops:
+            if op_id is not None:
+                earlier = ops.claim_op(op_id, digest(batch))
+                if earlier is not None:
+                    return PostResult(earlier, replayed=True)
+            records = []
+            for move in batch:
+                records.extend(ops.apply(move))
+        return PostResult(records)
+
+    def reverse(self, movement_id: int, reason: str, *, op_id: str | None = None, user: str | None = None,
+                device: str | None = None) -> PostResult:
+        """Post the opposite of a movement, referencing it. The original stays as it was."""
+        if not isinstance(reason, str) or not reason.strip():
+            raise InvalidInput("a reversal needs a reason", field="reason")
+        _check_op_id(op_id)
+        with self.write(user=user, device=device, op_id=op_id) as ops:
+            if op_id is not None:
+                earlier = ops.claim_op(op_id, f"reverse:{movement_id}:{reason}")
+                if earlier is not None:
+                    return PostResult(earlier, replayed=True)
+            return PostResult(ops.reverse(movement_id, reason.strip()))
+
+    # Conveniences over post(): the names the CLI, the workflows and the web API use.
+
+    def reserve(self, sku: str, location: str, qty: int, *, ref: str | None = None, lot: str = "",
+                expires_at: str | None = None, **kw) -> PostResult:
+        return self.post(Move("reserve", sku=sku, location=location, qty=qty, lot=lot, ref_id=ref,
+                              expires_at=expires_at), **kw)
+
+    def release(self, reservation_id: int, qty: int = 0, **kw) -> PostResult:
+        return self.post(Move("release", reservation_id=reservation_id, qty=qty), **kw)
+
+    def consume(self, reservation_id: int, qty: int, **kw) -> PostResult:
+        return self.post(Move("ship", reservation_id=reservation_id, qty=qty), **kw)
+
+    def transfer(self, sku: str, from_location: str, to_location: str, qty: int, *, lot: str = "",
+                 **kw) -> PostResult:
+        return self.post(Move("transfer_out", sku=sku, location=from_location, to_location=to_location,
+                              qty=qty, lot=lot), **kw)
+
+    def transfer_in(self, transfer: str | int, qty: int, *, close: bool = False, **kw) -> PostResult:
+        return self.post(Move("transfer_in", transfer=str(transfer), qty=qty, close=close), **kw)
+
+    def expire_reservations(self, now: datetime | None = None) -> list[int]:
+        """Release every held reservation whose expiry has passed; returns their ids. For the scheduler."""
+        cutoff = clock.to_ts(now or self._now())
+        with self.write(device="scheduler") as ops:
+            expired = ops.expire_reservations(cutoff)
+        if expired:
+            logger.info("expired %d reservation(s): %s", len(expired), expired)
+        return expired
+
+
+def _check_op_id(op_id: str | None) -> None:
+    if op_id is not None and (not isinstance(op_id, str) or not 1 <= len(op_id) <= 128 or not op_id.isprintable()):
+        raise InvalidInput("op_id must be 1-128 printable characters", field="op_id")
+
+
+def _check_user(conn, login: str) -> None:
+    row = conn.execute("SELECT active FROM app_user WHERE login = ?", (login,)).fetchone()
+    if row is None:
+        raise UnknownUser(login)
+    if not row[0]:
+        raise InvalidInput(f"user {login!r} is disabled", field="user")
