@@ -14,7 +14,8 @@ def utcnow() -> datetime:
 def to_ts(moment: datetime) -> str:
     if moment.tzinfo is None:
         raise ValueError("naive datetime: the ledger stores UTC, give a timezone")
-    return moment.astimezone(timezone.utc).strftime(TS_FORMAT)
+    # isoformat is several times faster than strftime, and this runs once per ledger post.
+    return moment.astimezone(timezone.utc).isoformat(timespec="microseconds")[:26] + "Z"
 
 
 def now_ts() -> str:

@@ -62,23 +62,15 @@ class Operations:
         self.user = user
         self.device = device
         self.op_id = op_id
-        self.epoch, self._head = conn.execute(
-            "SELECT epoch, head_seq FROM site WHERE id = ?", (site,)).fetchone()
-        self._first_head = self._head
-
-    def finish(self) -> None:
-        if self._head != self._first_head:
-            self.conn.execute("UPDATE site SET head_seq = ? WHERE id = ?", (self._head, self.site))
 
     # --- idempotency -------------------------------------------------------------------------------------
 
     def claim_op(self, op_id: str, request_digest: str) -> list[MovementRecord] | None:
         """None if the op_id is new (and now taken); the earlier movements if this request was posted before."""
-        row = self.conn.execute("SELECT request_digest FROM op WHERE op_id = ?", (op_id,)).fetchone()
-        if row is None:
-            self.conn.execute("INSERT INTO op (op_id, request_digest, created_at) VALUES (?, ?, ?)",
-                              (op_id, request_digest, self.ts))
+        if self.conn.execute("INSERT OR IGNORE INTO op (op_id, request_digest, created_at) VALUES (?, ?, ?)",
+                             (op_id, request_digest, self.ts)).rowcount:
             return None
+        row = self.conn.execute("SELECT request_digest FROM op WHERE op_id = ?", (op_id,)).fetchone()
         if row[0] != request_digest:
             raise OpIdReused(op_id)
         return load_movements(self.conn, "m.op_id = ? AND m.origin = ?", (op_id, self.site))
@@ -107,6 +99,17 @@ class Operations:
         return Variant(*self.conn.execute(
             "SELECT id, sku, cost_price FROM variant WHERE id = ?", (variant_id,)).fetchone())
 
+    def variant_and_location(self, sku: str, code: str) -> tuple[Variant, Loc]:
+        """Both lookups of the common request in one round trip."""
+        found = self.conn.execute(
+            "SELECT v.id, v.sku, v.cost_price, l.id, l.code, l.site_id FROM (SELECT 1)"
+            " LEFT JOIN variant v ON v.sku = ? LEFT JOIN location l ON l.code = ?", (sku, code)).fetchone()
+        if found[0] is None:
+            raise UnknownSku(sku)
+        if found[3] is None:
+            raise UnknownLocation(code)
+        return Variant(*found[:3]), Loc(*found[3:])
+
     def location(self, code: str) -> Loc:
         row = self.conn.execute("SELECT id, code, site_id FROM location WHERE code = ?", (code,)).fetchone()
         if row is None:
@@ -117,6 +120,10 @@ class Operations:
         if loc.site != self.site:
             raise ForeignLocation(loc.code, loc.site, self.site)
         return loc
+
+    def own_pair(self, sku: str, code: str) -> tuple[Variant, Loc]:
+        v, loc = self.variant_and_location(sku, code)
+        return v, self.own(loc)
 
     def own_location_by_id(self, location_id: int) -> Loc:
         return self.own(Loc(*self.conn.execute(
@@ -141,17 +148,34 @@ class Operations:
         if on_hand - reserved < qty:
             raise InsufficientStock(v.sku, loc.code, qty, on_hand - reserved)
 
+    def take_available(self, v: Variant, loc: Loc, qty: int, lot: str) -> list[Take]:
+        """`require_available` and `allocate` from one read of the location's rows (the ship hot path)."""
+        rows = self.conn.execute(
+            "SELECT lot, on_hand, reserved, expiry FROM stock WHERE variant_id = ? AND location_id = ?"
+            " ORDER BY expiry IS NULL, expiry, lot", (v.id, loc.id)).fetchall()
+        available = sum(r[1] - r[2] for r in rows)
+        if available < qty:
+            raise InsufficientStock(v.sku, loc.code, qty, available)
+        return self._allocate_rows(v, loc, qty, lot, [(r[0], r[1], r[3]) for r in rows])
+
     def allocate(self, v: Variant, loc: Loc, qty: int, lot: str) -> list[Take]:
         """Which lots `qty` comes from: the named lot, else first-expiry-first-out across the location."""
+        rows = self.conn.execute(
+            "SELECT lot, on_hand, expiry FROM stock WHERE variant_id = ? AND location_id = ?"
+            " ORDER BY expiry IS NULL, expiry, lot", (v.id, loc.id)).fetchall()
+        return self._allocate_rows(v, loc, qty, lot, rows)
+
+    @staticmethod
+    def _allocate_rows(v: Variant, loc: Loc, qty: int, lot: str, rows: list) -> list[Take]:
         if lot:
-            on_hand, _, _, expiry = self.row(v, loc, lot)
+            on_hand, expiry = next(((r[1], r[2]) for r in rows if r[0] == lot), (0, None))
             if on_hand < qty:
                 raise InsufficientStock(v.sku, loc.code, qty, on_hand, what=f"on hand in lot {lot}")
             return [Take(lot, qty, expiry)]
         takes, left = [], qty
-        for row_lot, on_hand, expiry in self.conn.execute(
-                "SELECT lot, on_hand, expiry FROM stock WHERE variant_id = ? AND location_id = ? AND on_hand > 0"
-                " ORDER BY expiry IS NULL, expiry, lot", (v.id, loc.id)):
+        for row_lot, on_hand, expiry in rows:
+            if on_hand <= 0:
+                continue
             take = min(on_hand, left)
             takes.append(Take(row_lot, take, expiry))
             left -= take
@@ -166,10 +190,12 @@ class Operations:
                unit_cost: int | None = None, ref_type: str | None = None, ref_id: str | None = None,
                reverses_id: int | None = None, reason: str | None = None,
                note: str | None = None) -> MovementRecord:
-        self._head += 1
+        # The site row is the sequence: bumped in this transaction, so numbers are gapless and never reused.
+        epoch, seq = self.conn.execute(
+            "UPDATE site SET head_seq = head_seq + 1 WHERE id = ? RETURNING epoch, head_seq", (self.site,)).fetchone()
         to_id = to.id if to else None
         cur = self.conn.execute(_INSERT_MOVEMENT, (
-            self.site, self.epoch, self._head, self.op_id, kind, v.id, loc.id, to_id, lot, expiry,
+            self.site, epoch, seq, self.op_id, kind, v.id, loc.id, to_id, lot, expiry,
             d_on_hand, d_reserved, d_in_transit, unit_cost, ref_type, ref_id, reverses_id, reason, note,
             self.user, self.device, self.ts))
         if to is None:
@@ -179,7 +205,7 @@ class Operations:
                 self._project(v.id, loc.id, lot, expiry, d_on_hand, d_reserved, 0)
             self._project(v.id, to.id, lot, expiry, 0, 0, d_in_transit)
         return MovementRecord(
-            cur.lastrowid, self.site, self.epoch, self._head, self.op_id, kind, v.sku, loc.code,
+            cur.lastrowid, self.site, epoch, seq, self.op_id, kind, v.sku, loc.code,
             to.code if to else None, lot, expiry, d_on_hand, d_reserved, d_in_transit, unit_cost, ref_type,
             ref_id, reverses_id, reason, note, self.user, self.device, self.ts)
 
@@ -194,20 +220,19 @@ class Operations:
     # --- kinds --------------------------------------------------------------------------------------------
 
     def _incoming(self, m: Move) -> list[MovementRecord]:
-        v, loc = self.variant(m.sku), self.own(self.location(m.location))
+        v, loc = self.own_pair(m.sku, m.location)
         cost = m.unit_cost if m.unit_cost is not None else (v.cost_price if m.kind == "receive" else None)
         return [self.insert(m.kind, v, loc, lot=m.lot, expiry=m.expiry, d_on_hand=m.qty, unit_cost=cost,
                             ref_type=m.ref_type, ref_id=m.ref_id, reason=m.reason, note=m.note)]
 
     def _outgoing(self, m: Move) -> list[MovementRecord]:
-        v, loc = self.variant(m.sku), self.own(self.location(m.location))
-        self.require_available(v, loc, m.qty)
+        v, loc = self.own_pair(m.sku, m.location)
         return [self.insert(m.kind, v, loc, lot=t.lot, expiry=t.expiry, d_on_hand=-t.qty, unit_cost=m.unit_cost,
                             ref_type=m.ref_type, ref_id=m.ref_id, reason=m.reason, note=m.note)
-                for t in self.allocate(v, loc, m.qty, m.lot)]
+                for t in self.take_available(v, loc, m.qty, m.lot)]
 
     def _adjust(self, m: Move) -> list[MovementRecord]:
-        v, loc = self.variant(m.sku), self.own(self.location(m.location))
+        v, loc = self.own_pair(m.sku, m.location)
         common = dict(unit_cost=m.unit_cost, ref_type=m.ref_type, ref_id=m.ref_id, reason=m.reason, note=m.note)
         if m.qty > 0:
             return [self.insert("adjust", v, loc, lot=m.lot, expiry=m.expiry, d_on_hand=m.qty, **common)]
@@ -216,7 +241,7 @@ class Operations:
                 for t in self.allocate(v, loc, -m.qty, m.lot)]
 
     def _count(self, m: Move) -> list[MovementRecord]:
-        v, loc = self.variant(m.sku), self.own(self.location(m.location))
+        v, loc = self.own_pair(m.sku, m.location)
         if not m.lot:
             lots = [r[0] for r in self.conn.execute(
                 "SELECT lot FROM stock WHERE variant_id = ? AND location_id = ? AND lot != '' AND on_hand > 0",
@@ -230,7 +255,7 @@ class Operations:
                             ref_type=m.ref_type, ref_id=m.ref_id, reason=m.reason or "count", note=m.note)]
 
     def _reserve(self, m: Move) -> list[MovementRecord]:
-        v, loc = self.variant(m.sku), self.own(self.location(m.location))
+        v, loc = self.own_pair(m.sku, m.location)
         self.require_available(v, loc, m.qty)
         res_id = self.conn.execute(
             "INSERT INTO reservation (variant_id, location_id, lot, qty, ref, expires_at, created_at)"
@@ -278,7 +303,7 @@ class Operations:
                 raise InsufficientStock(v.sku, self.own_location_by_id(res[2]).code, qty, res[4],
                                         what=f"left on reservation {res[0]}")
             return self._release_from(res, qty, "released", m)
-        v, loc = self.variant(m.sku), self.own(self.location(m.location))
+        v, loc = self.own_pair(m.sku, m.location)
         held = self.conn.execute(
             "SELECT id, variant_id, location_id, lot, qty - qty_consumed - qty_released, status FROM reservation"
             " WHERE variant_id = ? AND location_id = ? AND status = 'held' AND (? IS NULL OR ref = ?)"
@@ -320,8 +345,7 @@ class Operations:
     def _transfer_out(self, m: Move) -> list[MovementRecord]:
         v, src = self.variant(m.sku), self.own(self.location(m.location))
         dest = self.location(m.to_location)
-        self.require_available(v, src, m.qty)
-        takes = self.allocate(v, src, m.qty, m.lot)
+        takes = self.take_available(v, src, m.qty, m.lot)
         transfer_id = self.conn.execute(
             "INSERT INTO transfer (code, origin, variant_id, from_location_id, to_location_id, qty_sent, created_at)"
             " VALUES ('', ?, ?, ?, ?, ?, ?)", (self.site, v.id, src.id, dest.id, m.qty, self.ts)).lastrowid

@@ -8,7 +8,6 @@ service inside the transaction.
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from dataclasses import asdict, dataclass, field, fields
 from datetime import date
@@ -106,14 +105,20 @@ class Move:
         return self
 
 
+MOVE_FIELDS = tuple(f.name for f in fields(Move))
+
+
 def _require_text(value: Any, name: str) -> None:
     if not isinstance(value, str) or not value.strip():
         raise InvalidInput(f"{name} is required", field=name)
 
 
 def digest(moves: list[Move]) -> str:
-    """A stable fingerprint of a request, to tell a retry (same op_id, same request) from a reused key."""
-    canonical = json.dumps([asdict(m) for m in moves], sort_keys=True, separators=(",", ":"))
+    """A stable fingerprint of a request, to tell a retry (same op_id, same request) from a reused key.
+
+    Field values are str, int, bool or None, whose repr is stable; `asdict` + JSON cost a third of a post.
+    """
+    canonical = repr([tuple(getattr(m, name) for name in MOVE_FIELDS) for m in moves])
     return hashlib.sha256(canonical.encode()).hexdigest()[:32]
 
 

@@ -52,7 +52,6 @@ class Ledger:
             if user is not None:
                 _check_user(ops.conn, user)
             yield ops
-            ops.finish()
 
     def post(self, moves: Move | Sequence[Move], *, op_id: str | None = None, user: str | None = None,
              device: str | None = None) -> PostResult:
