@@ -52,7 +52,8 @@ def cmd_import_products(args, ctx) -> int:
                              skip_bad=args.skip_bad, encoding=args.encoding, progress=_Progress())
     for error in report.errors:
         info(f"skipped {error}")
-    print(f"created {report.created}, updated {report.updated}, skipped {report.skipped}")
+    print(f"created {report.created}, updated {report.updated}, unchanged {report.unchanged}, "
+          f"skipped {report.skipped}")
     return 0
 
 
@@ -62,7 +63,7 @@ def cmd_export(args, ctx) -> int:
     out = sys.stdout if args.out == "-" else open(args.out, "w", encoding="utf-8", newline="")
     try:
         if args.what == "products":
-            count = export_products(ctx.app.db, out)
+            count = export_products(ctx.app.db, out, currency_digits=currency_digits(ctx.config.site.currency))
         elif args.what == "stock":
             count = csv_export.write_stock(conn, out)
         else:
