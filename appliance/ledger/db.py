@@ -38,6 +38,10 @@ def open_db(path: str | Path, synchronous: str = "FULL", busy_timeout_ms: int = 
     )
     db.connect()
     if apply_migrations:
-        migrations.migrate(db.connection(), path)
+        try:
+            migrations.migrate(db.connection(), path)
+        except BaseException:
+            db.close()
+            raise
     db.bind(MODELS, bind_refs=False, bind_backrefs=False)
     return db

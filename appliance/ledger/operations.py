@@ -10,6 +10,7 @@ from __future__ import annotations
 import sqlite3
 from typing import NamedTuple
 
+from appliance import clock
 from appliance.errors import (ForeignLocation, InsufficientStock, InvalidInput, NotReversible, OpIdReused,
                               ReservationClosed, TransferClosed, UnknownLocation, UnknownMovement,
                               UnknownReservation, UnknownSku, UnknownTransfer)
@@ -47,7 +48,7 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"""
 # before resolving the conflict, so a negative delta cannot go through INSERT ... ON CONFLICT.
 _UPDATE_STOCK = """
 UPDATE stock SET on_hand = on_hand + ?, reserved = reserved + ?, in_transit = in_transit + ?,
-    expiry = coalesce(?, expiry)
+    expiry = coalesce(min(expiry, ?), expiry, ?)
 WHERE variant_id = ? AND location_id = ? AND lot = ?"""
 _INSERT_STOCK = """
 INSERT INTO stock (variant_id, location_id, lot, expiry, on_hand, reserved, in_transit) VALUES (?, ?, ?, ?, ?, ?, ?)"""
@@ -150,33 +151,46 @@ class Operations:
 
     def take_available(self, v: Variant, loc: Loc, qty: int, lot: str) -> list[Take]:
         """`require_available` and `allocate` from one read of the location's rows (the ship hot path)."""
-        rows = self.conn.execute(
-            "SELECT lot, on_hand, reserved, expiry FROM stock WHERE variant_id = ? AND location_id = ?"
-            " ORDER BY expiry IS NULL, expiry, lot", (v.id, loc.id)).fetchall()
+        rows = self._rows(v, loc)
         available = sum(r[1] - r[2] for r in rows)
         if available < qty:
             raise InsufficientStock(v.sku, loc.code, qty, available)
-        return self._allocate_rows(v, loc, qty, lot, [(r[0], r[1], r[3]) for r in rows])
+        return self._allocate_rows(v, loc, qty, lot, rows, keep_lot_reservations=True)
 
-    def allocate(self, v: Variant, loc: Loc, qty: int, lot: str) -> list[Take]:
+    def allocate(self, v: Variant, loc: Loc, qty: int, lot: str, *, keep_lot_reservations: bool = True,
+                 own_reserved: int = 0) -> list[Take]:
         """Which lots `qty` comes from: the named lot, else first-expiry-first-out across the location."""
-        rows = self.conn.execute(
-            "SELECT lot, on_hand, expiry FROM stock WHERE variant_id = ? AND location_id = ?"
+        return self._allocate_rows(v, loc, qty, lot, self._rows(v, loc), keep_lot_reservations=keep_lot_reservations,
+                                   own_reserved=own_reserved)
+
+    def _rows(self, v: Variant, loc: Loc) -> list[tuple]:
+        return self.conn.execute(
+            "SELECT lot, on_hand, reserved, expiry FROM stock WHERE variant_id = ? AND location_id = ?"
             " ORDER BY expiry IS NULL, expiry, lot", (v.id, loc.id)).fetchall()
-        return self._allocate_rows(v, loc, qty, lot, rows)
 
     @staticmethod
-    def _allocate_rows(v: Variant, loc: Loc, qty: int, lot: str, rows: list) -> list[Take]:
+    def _allocate_rows(v: Variant, loc: Loc, qty: int, lot: str, rows: list, *, keep_lot_reservations: bool,
+                       own_reserved: int = 0) -> list[Take]:
+        # Units a lot reservation holds stay in that lot; reservations on the lot-less row may be served from
+        # any lot (the location-wide availability check covers them). `own_reserved` is what the caller's own
+        # reservation holds in the named lot.
+        def free(row_lot: str, on_hand: int, reserved: int) -> int:
+            if not keep_lot_reservations or not row_lot:
+                return on_hand
+            return on_hand - reserved + (own_reserved if row_lot == lot else 0)
+
         if lot:
-            on_hand, expiry = next(((r[1], r[2]) for r in rows if r[0] == lot), (0, None))
-            if on_hand < qty:
-                raise InsufficientStock(v.sku, loc.code, qty, on_hand, what=f"on hand in lot {lot}")
-            return [Take(lot, qty, expiry)]
+            row = next((r for r in rows if r[0] == lot), None)
+            usable = free(lot, row[1], row[2]) if row else 0
+            if usable < qty:
+                raise InsufficientStock(v.sku, loc.code, qty, max(usable, 0), what=f"available in lot {lot}")
+            return [Take(lot, qty, row[3])]
         takes, left = [], qty
-        for row_lot, on_hand, expiry in rows:
-            if on_hand <= 0:
+        for row_lot, on_hand, reserved, expiry in rows:
+            usable = min(free(row_lot, on_hand, reserved), on_hand)
+            if usable <= 0:
                 continue
-            take = min(on_hand, left)
+            take = min(usable, left)
             takes.append(Take(row_lot, take, expiry))
             left -= take
             if not left:
@@ -211,7 +225,8 @@ class Operations:
 
     def _project(self, variant_id: int, location_id: int, lot: str, expiry: str | None, d_on_hand: int,
                  d_reserved: int, d_in_transit: int) -> None:
-        cur = self.conn.execute(_UPDATE_STOCK, (d_on_hand, d_reserved, d_in_transit, expiry,
+        # A lot shows the earliest expiry it was ever booked with: the safe date to sell by.
+        cur = self.conn.execute(_UPDATE_STOCK, (d_on_hand, d_reserved, d_in_transit, expiry, expiry,
                                                 variant_id, location_id, lot))
         if cur.rowcount == 0:
             self.conn.execute(_INSERT_STOCK, (variant_id, location_id, lot, expiry, d_on_hand, d_reserved,
@@ -238,7 +253,7 @@ class Operations:
             return [self.insert("adjust", v, loc, lot=m.lot, expiry=m.expiry, d_on_hand=m.qty, **common)]
         # Stock that is gone is gone even when promised: only on hand limits a downward adjustment.
         return [self.insert("adjust", v, loc, lot=t.lot, expiry=t.expiry, d_on_hand=-t.qty, **common)
-                for t in self.allocate(v, loc, -m.qty, m.lot)]
+                for t in self.allocate(v, loc, -m.qty, m.lot, keep_lot_reservations=False)]
 
     def _count(self, m: Move) -> list[MovementRecord]:
         v, loc = self.own_pair(m.sku, m.location)
@@ -257,9 +272,12 @@ class Operations:
     def _reserve(self, m: Move) -> list[MovementRecord]:
         v, loc = self.own_pair(m.sku, m.location)
         self.require_available(v, loc, m.qty)
+        if m.lot:
+            self.allocate(v, loc, m.qty, m.lot)  # raises unless the lot itself has the units free
+        expires_at = clock.to_ts(clock.parse_ts(m.expires_at)) if m.expires_at else None
         res_id = self.conn.execute(
             "INSERT INTO reservation (variant_id, location_id, lot, qty, ref, expires_at, created_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?)", (v.id, loc.id, m.lot, m.qty, m.ref_id, m.expires_at, self.ts)).lastrowid
+            " VALUES (?, ?, ?, ?, ?, ?, ?)", (v.id, loc.id, m.lot, m.qty, m.ref_id, expires_at, self.ts)).lastrowid
         return [self.insert("reserve", v, loc, lot=m.lot, d_reserved=m.qty, ref_type="reservation",
                             ref_id=str(res_id), reason=m.reason, note=m.note)]
 
@@ -282,7 +300,7 @@ class Operations:
         if m.qty > remaining:
             raise InsufficientStock(v.sku, loc.code, m.qty, remaining, what=f"left on reservation {res_id}")
         ref = dict(ref_type=m.ref_type or "reservation", ref_id=m.ref_id or str(res_id), note=m.note)
-        takes = self.allocate(v, loc, m.qty, m.lot or res_lot)
+        takes = self.allocate(v, loc, m.qty, m.lot or res_lot, own_reserved=m.qty if (m.lot or res_lot) == res_lot else 0)
         if len(takes) == 1 and takes[0].lot == res_lot:
             records = [self.insert("ship", v, loc, lot=res_lot, expiry=takes[0].expiry, d_on_hand=-m.qty,
                                    d_reserved=-m.qty, reason=m.reason, **ref)]

@@ -54,6 +54,9 @@ class StockLine:
                 "available": self.available, "in_transit": self.in_transit}
 
 
+# A line's expiry is the earliest expiry among its lots that still hold stock (here or on the way).
+_HELD_EXPIRY = "min(CASE WHEN {t}.on_hand != 0 OR {t}.in_transit != 0 THEN {t}.expiry END)"
+
 STOCK_SORTS = {
     "sku": "v.sku, l.code",
     "location": "l.code, v.sku",
@@ -92,7 +95,7 @@ def stock_levels(conn: sqlite3.Connection, *, sku: str | None = None, location: 
     if sort not in STOCK_SORTS:
         raise InvalidInput(f"unknown sort {sort!r}; one of {', '.join(STOCK_SORTS)}", field="sort")
     where, params = _filters(sku, location, site, search, include_empty)
-    lot_cols = "s.lot, s.expiry" if by_lot else "NULL, min(s.expiry)"
+    lot_cols = "s.lot, s.expiry" if by_lot else f"NULL, {_HELD_EXPIRY.format(t='s')}"
     group = "" if by_lot else "GROUP BY s.variant_id, s.location_id"
     sums = ("s.on_hand, s.reserved, s.in_transit" if by_lot else
             "sum(s.on_hand) AS on_hand, sum(s.reserved) AS reserved, sum(s.in_transit) AS in_transit")
@@ -152,13 +155,25 @@ def stock_as_of(conn: sqlite3.Connection, as_of_ts: str, *, sku: str | None = No
     if site:
         outer.append("l.site_id = ?")
         outer_params.append(site)
-    group = "x.variant_id, x.location_id, x.lot" if by_lot else "x.variant_id, x.location_id"
-    having = "" if include_empty else "HAVING sum(x.on_hand) != 0 OR sum(x.reserved) != 0 OR sum(x.in_transit) != 0"
+    # Per lot first, so that the expiry of a summed line comes only from lots that still hold stock.
+    per_lot = (f"SELECT x.variant_id, x.location_id, x.lot, min(x.expiry) AS expiry, sum(x.on_hand) AS on_hand,"
+               f" sum(x.reserved) AS reserved, sum(x.in_transit) AS in_transit FROM ({legs}) x"
+               " GROUP BY x.variant_id, x.location_id, x.lot")
+    if by_lot:
+        cols, group = "y.lot, y.expiry, y.on_hand, y.reserved, y.in_transit", ""
+        nonzero = "y.on_hand != 0 OR y.reserved != 0 OR y.in_transit != 0"
+        if not include_empty:
+            outer.append(f"({nonzero})")
+        having = ""
+    else:
+        cols = f"NULL, {_HELD_EXPIRY.format(t='y')}, sum(y.on_hand), sum(y.reserved), sum(y.in_transit)"
+        group = "GROUP BY y.variant_id, y.location_id"
+        having = "" if include_empty else \
+            "HAVING sum(y.on_hand) != 0 OR sum(y.reserved) != 0 OR sum(y.in_transit) != 0"
     sql = (f"SELECT v.sku, CASE WHEN v.name != '' THEN p.name || ' ' || v.name ELSE p.name END, l.code, l.site_id,"
-           f" {'x.lot' if by_lot else 'NULL'}, max(x.expiry), sum(x.on_hand), sum(x.reserved), sum(x.in_transit)"
-           f" FROM ({legs}) x JOIN variant v ON v.id = x.variant_id JOIN product p ON p.id = v.product_id"
-           f" JOIN location l ON l.id = x.location_id {'WHERE ' + ' AND '.join(outer) if outer else ''}"
-           f" GROUP BY {group} {having} ORDER BY v.sku, l.code{', x.lot' if by_lot else ''}")
+           f" {cols} FROM ({per_lot}) y JOIN variant v ON v.id = y.variant_id JOIN product p ON p.id = v.product_id"
+           f" JOIN location l ON l.id = y.location_id {'WHERE ' + ' AND '.join(outer) if outer else ''}"
+           f" {group} {having} ORDER BY v.sku, l.code{', y.lot' if by_lot else ''}")
     return [StockLine(*row) for row in conn.execute(sql, params + params + outer_params)]
 
 

@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field, fields
 from datetime import date
 from typing import Any
 
+from appliance import clock
 from appliance.errors import InvalidInput, InvalidQuantity
 
 # Kinds a caller may post. `discrepancy` and `reversal` are written by the ledger itself.
@@ -94,6 +95,12 @@ class Move:
                 date.fromisoformat(self.expiry)
             except (TypeError, ValueError):
                 raise InvalidInput(f"expiry {self.expiry!r} is not a date (YYYY-MM-DD)", field="expiry") from None
+        if self.expires_at is not None:
+            try:
+                clock.parse_ts(self.expires_at)
+            except (TypeError, ValueError, AttributeError):
+                raise InvalidInput(f"expires_at {self.expires_at!r} is not a timestamp (YYYY-MM-DDTHH:MM[:SS][Z|+01:00])",
+                                   field="expires_at") from None
         if self.unit_cost is not None and (isinstance(self.unit_cost, bool) or not isinstance(self.unit_cost, int)
                                            or self.unit_cost < 0):
             raise InvalidInput(f"unit_cost must be a non-negative whole number of minor units, not {self.unit_cost!r}",
