@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import peewee
@@ -10,6 +11,27 @@ from appliance.ledger import migrate as migrations
 from appliance.ledger.models import MODELS
 
 SYNCHRONOUS_MODES = ("OFF", "NORMAL", "FULL", "EXTRA")
+
+
+def _use_wal(db: peewee.SqliteDatabase, timeout_s: float) -> None:
+    """Switch the file to WAL (persistent, so once per file is enough).
+
+    Changing the journal mode needs an exclusive lock and SQLite may answer "locked" at once instead of
+    waiting in the busy handler, e.g. when several processes open a fresh file together: retry until the
+    busy timeout.
+    """
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            mode = db.execute_sql("PRAGMA journal_mode = wal").fetchone()[0]
+        except peewee.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
+            continue
+        if mode.lower() != "wal":
+            raise peewee.OperationalError(f"could not switch {db.database} to WAL (journal_mode is {mode})")
+        return
 
 
 def open_db(path: str | Path, synchronous: str = "FULL", busy_timeout_ms: int = 15000,
@@ -26,10 +48,8 @@ def open_db(path: str | Path, synchronous: str = "FULL", busy_timeout_ms: int = 
     path.parent.mkdir(parents=True, exist_ok=True)
     db = peewee.SqliteDatabase(
         str(path),
-        # busy_timeout first: switching to WAL on a fresh file needs a lock other processes may hold.
         pragmas=[
             ("busy_timeout", busy_timeout_ms),
-            ("journal_mode", "wal"),
             ("synchronous", synchronous),
             ("foreign_keys", 1),
             ("cache_size", -16000),
@@ -37,6 +57,11 @@ def open_db(path: str | Path, synchronous: str = "FULL", busy_timeout_ms: int = 
         timeout=busy_timeout_ms / 1000,
     )
     db.connect()
+    try:
+        _use_wal(db, busy_timeout_ms / 1000)
+    except BaseException:
+        db.close()
+        raise
     if apply_migrations:
         try:
             migrations.migrate(db.connection(), path)
