@@ -24,7 +24,10 @@ add_location BER-DOCK --name "Goods in" --kind dock --parent BER
 add_location BER-A-01 --name "Aisle A, bay 1" --parent BER
 add_location BER-A-02 --name "Aisle A, bay 2" --parent BER
 $app import products scripts/demo/products.csv >/dev/null
-demo_move() { $app move "$@" --user admin >/dev/null; }
+demo_move() {  # quiet unless it fails
+    local err
+    err=$($app move "$@" --user admin 2>&1 >/dev/null) || { echo "$err" >&2; return 1; }
+}
 demo_move receive --sku DOG-DRY-5 --location BER-A-01 --qty 120 --lot L2611 --expiry 2027-11-30 --op-id demo-1
 demo_move receive --sku DOG-DRY-15 --location BER-A-01 --qty 40 --op-id demo-2
 demo_move receive --sku DOG-WET-400 --location BER-A-02 --qty 480 --lot W2610 --expiry 2027-04-30 --op-id demo-3
