@@ -10,11 +10,11 @@ from __future__ import annotations
 import sqlite3
 from typing import NamedTuple
 
-from appliance import clock
 from appliance.errors import (ForeignLocation, InsufficientStock, InvalidInput, NotReversible, OpIdReused,
-                              ReservationClosed, TransferClosed, UnknownLocation, UnknownMovement,
-                              UnknownReservation, UnknownSku, UnknownTransfer)
+                              UnknownLocation, UnknownMovement, UnknownSku)
 from appliance.ledger.queries import load_movements
+from appliance.ledger.reservations import ReservationOps
+from appliance.ledger.transfers import TransferOps
 from appliance.ledger.requests import CONSUMING_KINDS, INCOMING_KINDS, Move, MovementRecord
 
 REVERSIBLE_KINDS = ("receive", "ship", "adjust", "damage", "return_in", "return_out", "count")
@@ -54,7 +54,7 @@ _INSERT_STOCK = """
 INSERT INTO stock (variant_id, location_id, lot, expiry, on_hand, reserved, in_transit) VALUES (?, ?, ?, ?, ?, ?, ?)"""
 
 
-class Operations:
+class Operations(ReservationOps, TransferOps):
     def __init__(self, conn: sqlite3.Connection, site: str, ts: str, *, user: str | None,
                  device: str | None, op_id: str | None) -> None:
         self.conn = conn
@@ -269,163 +269,6 @@ class Operations:
         return [self.insert("count", v, loc, lot=m.lot, expiry=m.expiry or expiry, d_on_hand=m.qty - on_hand,
                             ref_type=m.ref_type, ref_id=m.ref_id, reason=m.reason or "count", note=m.note)]
 
-    def _reserve(self, m: Move) -> list[MovementRecord]:
-        v, loc = self.own_pair(m.sku, m.location)
-        self.require_available(v, loc, m.qty)
-        if m.lot:
-            self.allocate(v, loc, m.qty, m.lot)  # raises unless the lot itself has the units free
-        expires_at = clock.to_ts(clock.parse_ts(m.expires_at)) if m.expires_at else None
-        res_id = self.conn.execute(
-            "INSERT INTO reservation (variant_id, location_id, lot, qty, ref, expires_at, created_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?)", (v.id, loc.id, m.lot, m.qty, m.ref_id, expires_at, self.ts)).lastrowid
-        return [self.insert("reserve", v, loc, lot=m.lot, d_reserved=m.qty, ref_type="reservation",
-                            ref_id=str(res_id), reason=m.reason, note=m.note)]
-
-    def _reservation(self, reservation_id: int) -> tuple:
-        row = self.conn.execute(
-            "SELECT id, variant_id, location_id, lot, qty - qty_consumed - qty_released, status FROM reservation"
-            " WHERE id = ?", (reservation_id,)).fetchone()
-        if row is None:
-            raise UnknownReservation(reservation_id)
-        if row[5] != "held":
-            raise ReservationClosed(f"reservation {reservation_id} is {row[5]}", reservation_id=reservation_id,
-                                    status=row[5])
-        return row
-
-    def _consume(self, m: Move) -> list[MovementRecord]:
-        res_id, variant_id, location_id, res_lot, remaining, _ = self._reservation(m.reservation_id)
-        v, loc = self.variant_by_id(variant_id), self.own_location_by_id(location_id)
-        if m.sku is not None and m.sku != v.sku:
-            raise InvalidInput(f"reservation {res_id} is for {v.sku}, not {m.sku}", field="sku")
-        if m.qty > remaining:
-            raise InsufficientStock(v.sku, loc.code, m.qty, remaining, what=f"left on reservation {res_id}")
-        ref = dict(ref_type=m.ref_type or "reservation", ref_id=m.ref_id or str(res_id), note=m.note)
-        takes = self.allocate(v, loc, m.qty, m.lot or res_lot, own_reserved=m.qty if (m.lot or res_lot) == res_lot else 0)
-        if len(takes) == 1 and takes[0].lot == res_lot:
-            records = [self.insert("ship", v, loc, lot=res_lot, expiry=takes[0].expiry, d_on_hand=-m.qty,
-                                   d_reserved=-m.qty, reason=m.reason, **ref)]
-        else:
-            # The reservation sits on one stock row, the goods leave from others: say both, in two kinds.
-            records = [self.insert("ship", v, loc, lot=t.lot, expiry=t.expiry, d_on_hand=-t.qty, reason=m.reason,
-                                   **ref) for t in takes]
-            records.append(self.insert("release", v, loc, lot=res_lot, d_reserved=-m.qty, reason="consumed", **ref))
-        self._close_reservation(res_id, remaining - m.qty, "qty_consumed", m.qty, "consumed")
-        return records
-
-    def _release(self, m: Move) -> list[MovementRecord]:
-        if m.reservation_id is not None:
-            res = self._reservation(m.reservation_id)
-            qty = m.qty or res[4]
-            if qty > res[4]:
-                v = self.variant_by_id(res[1])
-                raise InsufficientStock(v.sku, self.own_location_by_id(res[2]).code, qty, res[4],
-                                        what=f"left on reservation {res[0]}")
-            return self._release_from(res, qty, "released", m)
-        v, loc = self.own_pair(m.sku, m.location)
-        held = self.conn.execute(
-            "SELECT id, variant_id, location_id, lot, qty - qty_consumed - qty_released, status FROM reservation"
-            " WHERE variant_id = ? AND location_id = ? AND status = 'held' AND (? IS NULL OR ref = ?)"
-            " ORDER BY id", (v.id, loc.id, m.ref_id, m.ref_id)).fetchall()
-        if sum(r[4] for r in held) < m.qty:
-            raise InsufficientStock(v.sku, loc.code, m.qty, sum(r[4] for r in held), what="reserved")
-        records, left = [], m.qty
-        for res in held:
-            take = min(left, res[4])
-            records += self._release_from(res, take, "released", m)
-            left -= take
-            if not left:
-                break
-        return records
-
-    def _release_from(self, res: tuple, qty: int, status: str, m: Move | None) -> list[MovementRecord]:
-        res_id, variant_id, location_id, lot, remaining, _ = res
-        v, loc = self.variant_by_id(variant_id), self.own_location_by_id(location_id)
-        record = self.insert("release", v, loc, lot=lot, d_reserved=-qty, ref_type="reservation",
-                             ref_id=str(res_id), reason=(m.reason if m else None) or status,
-                             note=m.note if m else None)
-        self._close_reservation(res_id, remaining - qty, "qty_released", qty, status)
-        return [record]
-
-    def _close_reservation(self, res_id: int, left: int, column: str, qty: int, final_status: str) -> None:
-        self.conn.execute(
-            f"UPDATE reservation SET {column} = {column} + ?, status = CASE WHEN ? = 0 THEN ? ELSE status END,"
-            " closed_at = CASE WHEN ? = 0 THEN ? ELSE closed_at END WHERE id = ?",
-            (qty, left, final_status, left, self.ts, res_id))
-
-    def expire_reservations(self, cutoff: str) -> list[int]:
-        due = self.conn.execute(
-            "SELECT id, variant_id, location_id, lot, qty - qty_consumed - qty_released, status FROM reservation"
-            " WHERE status = 'held' AND expires_at IS NOT NULL AND expires_at <= ? ORDER BY id", (cutoff,)).fetchall()
-        for res in due:
-            self._release_from(res, res[4], "expired", None)
-        return [res[0] for res in due]
-
-    def _transfer_out(self, m: Move) -> list[MovementRecord]:
-        v, src = self.variant(m.sku), self.own(self.location(m.location))
-        dest = self.location(m.to_location)
-        takes = self.take_available(v, src, m.qty, m.lot)
-        transfer_id = self.conn.execute(
-            "INSERT INTO transfer (code, origin, variant_id, from_location_id, to_location_id, qty_sent, created_at)"
-            " VALUES ('', ?, ?, ?, ?, ?, ?)", (self.site, v.id, src.id, dest.id, m.qty, self.ts)).lastrowid
-        # The origin prefix keeps codes unique across sites although the number is this box's row id.
-        code = f"{self.site}-TR-{transfer_id:06d}"
-        self.conn.execute("UPDATE transfer SET code = ? WHERE id = ?", (code, transfer_id))
-        return [self.insert("transfer_out", v, src, lot=t.lot, expiry=t.expiry, to=dest, d_on_hand=-t.qty,
-                            d_in_transit=t.qty, unit_cost=m.unit_cost, ref_type="transfer", ref_id=code,
-                            reason=m.reason, note=m.note) for t in takes]
-
-    def _transfer_in(self, m: Move) -> list[MovementRecord]:
-        key = m.transfer.strip()
-        row = self.conn.execute(
-            "SELECT id, code, variant_id, to_location_id, status FROM transfer"
-            " WHERE code = ? OR (? NOT GLOB '*[^0-9]*' AND id = CAST(? AS INTEGER))",
-            (key.upper(), key, key)).fetchone()
-        if row is None:
-            raise UnknownTransfer(key)
-        t_id, code, variant_id, dest_id, status = row
-        if status not in ("in_transit", "partial"):
-            raise TransferClosed(f"transfer {code} is already {status}", transfer=code, status=status)
-        v, dest = self.variant_by_id(variant_id), self.own_location_by_id(dest_id)
-        if m.sku is not None and m.sku != v.sku:
-            raise InvalidInput(f"transfer {code} carries {v.sku}, not {m.sku}", field="sku")
-        # What is still on the way, per lot, in the order it was sent.
-        legs = [list(r) for r in self.conn.execute(
-            "SELECT lot, max(expiry), sum(d_in_transit) FROM movement WHERE ref_type = 'transfer' AND ref_id = ?"
-            " AND variant_id = ? GROUP BY lot HAVING sum(d_in_transit) > 0 ORDER BY min(id)", (code, v.id))]
-        if m.lot:
-            legs = [leg for leg in legs if leg[0] == m.lot]
-            if not legs:
-                raise InvalidInput(f"transfer {code} has no lot {m.lot} in transit", field="lot")
-        ref = dict(ref_type="transfer", ref_id=code, note=m.note)
-        records, left, received = [], m.qty, 0
-        for leg in legs:
-            take = min(left, leg[2])
-            if take:
-                records.append(self.insert("transfer_in", v, dest, lot=leg[0], expiry=leg[1], d_on_hand=take,
-                                           d_in_transit=-take, reason=m.reason, **ref))
-                leg[2] -= take
-                left -= take
-                received += take
-        if left:
-            # More arrived than was sent: book it, visibly, on the last lot of the shipment.
-            lot, expiry = (legs[-1][0], legs[-1][1]) if legs else (m.lot, m.expiry)
-            records.append(self.insert("discrepancy", v, dest, lot=lot, expiry=expiry, d_on_hand=left,
-                                       reason="over_receipt", **ref))
-        short = 0
-        if m.close:
-            for lot, expiry, remaining in legs:
-                if remaining:
-                    records.append(self.insert("discrepancy", v, dest, lot=lot, expiry=expiry,
-                                               d_in_transit=-remaining, reason="short_receipt", **ref))
-                    short += remaining
-        still_open = sum(leg[2] for leg in legs) - short
-        new_status = "partial" if still_open else ("closed" if short else "received")
-        self.conn.execute(
-            "UPDATE transfer SET qty_received = qty_received + ?, qty_over = qty_over + ?, qty_short = qty_short + ?,"
-            " status = ?, closed_at = CASE WHEN ? = 'partial' THEN NULL ELSE ? END WHERE id = ?",
-            (received, left, short, new_status, new_status, self.ts, t_id))
-        return records
-
     def reverse(self, movement_id: int, reason: str) -> list[MovementRecord]:
         row = self.conn.execute(
             "SELECT id, origin, kind, variant_id, location_id, lot, expiry, d_on_hand, d_reserved, d_in_transit,"
@@ -447,9 +290,13 @@ class Operations:
                                 movement_id=m_id, reversed_by=done[0])
         v, loc = self.variant_by_id(variant_id), self.own_location_by_id(location_id)
         if d_on_hand > 0:
-            on_hand = self.row(v, loc, lot)[0]
-            if on_hand < d_on_hand:
-                raise InsufficientStock(v.sku, loc.code, d_on_hand, on_hand, what=f"on hand in lot {lot or '-'}")
-            self.require_available(v, loc, d_on_hand)
+            # Taking back a receipt is like shipping those units from that lot: only free units may go.
+            if lot:
+                self.take_available(v, loc, d_on_hand, lot)
+            else:
+                on_hand = self.row(v, loc, "")[0]
+                if on_hand < d_on_hand:
+                    raise InsufficientStock(v.sku, loc.code, d_on_hand, on_hand, what="on hand without a lot")
+                self.require_available(v, loc, d_on_hand)
         return [self.insert("reversal", v, loc, lot=lot, expiry=expiry, d_on_hand=-d_on_hand, unit_cost=unit_cost,
                             ref_type=ref_type, ref_id=ref_id, reverses_id=m_id, reason=reason)]
