@@ -66,25 +66,30 @@ STOCK_SORTS = {
 
 
 def _filters(sku: str | None, location: str | None, site: str | None, search: str | None,
-             include_empty: bool) -> tuple[list[str], list[Any]]:
-    where, params = [], []
+             include_empty: bool) -> tuple[list[str], list[Any], list[str], list[Any]]:
+    """Conditions on the variant (v, p) and on the stock row (s, l), kept apart for the paged query."""
+    on_variant, variant_params, on_row, row_params = [], [], [], []
     if sku:
-        where.append("v.sku = ?")
-        params.append(sku)
-    if location:
-        where.append("l.code = ?")
-        params.append(location)
-    if site:
-        where.append("l.site_id = ?")
-        params.append(site)
+        on_variant.append("v.sku = ?")
+        variant_params.append(sku)
     if search:
-        # Prefix match on SKU uses its index; name search is a scan, fine for a few 10,000 variants.
-        where.append("(v.sku LIKE ? ESCAPE '\\' OR p.name LIKE ? ESCAPE '\\')")
+        # Case-insensitive, so neither LIKE uses an index: the paged query below stops after one page instead.
+        on_variant.append("(v.sku LIKE ? ESCAPE '\\' OR p.name LIKE ? ESCAPE '\\')")
         escaped = search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        params += [escaped + "%", "%" + escaped + "%"]
+        variant_params += [escaped + "%", "%" + escaped + "%"]
+    if location:
+        on_row.append("l.code = ?")
+        row_params.append(location)
+    if site:
+        on_row.append("l.site_id = ?")
+        row_params.append(site)
     if not include_empty:
-        where.append("(s.on_hand != 0 OR s.reserved != 0 OR s.in_transit != 0)")
-    return where, params
+        on_row.append("(s.on_hand != 0 OR s.reserved != 0 OR s.in_transit != 0)")
+    return on_variant, variant_params, on_row, row_params
+
+
+def _and(conditions: list[str]) -> str:
+    return " AND ".join(conditions) if conditions else "1"
 
 
 def stock_levels(conn: sqlite3.Connection, *, sku: str | None = None, location: str | None = None,
@@ -94,7 +99,7 @@ def stock_levels(conn: sqlite3.Connection, *, sku: str | None = None, location: 
     """Stock per variant per location (per lot with `by_lot`), from the projection."""
     if sort not in STOCK_SORTS:
         raise InvalidInput(f"unknown sort {sort!r}; one of {', '.join(STOCK_SORTS)}", field="sort")
-    where, params = _filters(sku, location, site, search, include_empty)
+    on_variant, variant_params, on_row, row_params = _filters(sku, location, site, search, include_empty)
     lot_cols = "s.lot, s.expiry" if by_lot else f"NULL, {_HELD_EXPIRY.format(t='s')}"
     group = "" if by_lot else "GROUP BY s.variant_id, s.location_id"
     sums = ("s.on_hand, s.reserved, s.in_transit" if by_lot else
@@ -103,11 +108,24 @@ def stock_levels(conn: sqlite3.Connection, *, sku: str | None = None, location: 
         sort_sql = STOCK_SORTS[sort].replace("on_hand", "s.on_hand").replace("reserved", "s.reserved") + ", s.lot"
     else:
         sort_sql = STOCK_SORTS[sort]
+    if sort == "sku" and limit is not None and not sku and not location:
+        # A page of a site-wide list: pick the page's variants first, in SKU order along the SKU index, then
+        # sum stock for those only. Every variant chosen yields at least one line, so offset + limit variants
+        # always cover the page. CROSS JOIN keeps SQLite from starting at the site's 10,000s of stock rows.
+        held = (f"EXISTS (SELECT 1 FROM stock s JOIN location l ON l.id = s.location_id"
+                f" WHERE s.variant_id = v.id AND {_and(on_row)})")
+        chosen = f"CASE WHEN {_and(on_variant)} THEN {held} ELSE 0 END" if on_variant else held
+        source = (f"(SELECT v.id FROM variant v JOIN product p ON p.id = v.product_id WHERE {chosen}"
+                  f" ORDER BY v.sku LIMIT {int(offset) + int(limit)}) page"
+                  " CROSS JOIN variant v ON v.id = page.id CROSS JOIN product p ON p.id = v.product_id"
+                  " CROSS JOIN stock s ON s.variant_id = v.id CROSS JOIN location l ON l.id = s.location_id")
+        where, params = on_row, variant_params + row_params + row_params
+    else:
+        source = ("stock s JOIN variant v ON v.id = s.variant_id JOIN product p ON p.id = v.product_id"
+                  " JOIN location l ON l.id = s.location_id")
+        where, params = on_variant + on_row, variant_params + row_params
     sql = (f"SELECT v.sku, CASE WHEN v.name != '' THEN p.name || ' ' || v.name ELSE p.name END, l.code, l.site_id,"
-           f" {lot_cols}, {sums}"
-           " FROM stock s JOIN variant v ON v.id = s.variant_id JOIN product p ON p.id = v.product_id"
-           " JOIN location l ON l.id = s.location_id"
-           f" {'WHERE ' + ' AND '.join(where) if where else ''} {group} ORDER BY {sort_sql}")
+           f" {lot_cols}, {sums} FROM {source} WHERE {_and(where)} {group} ORDER BY {sort_sql}")
     if limit is not None:
         sql += f" LIMIT {int(limit)} OFFSET {int(offset)}"
     return [StockLine(*row) for row in conn.execute(sql, params)]
