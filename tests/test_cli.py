@@ -171,6 +171,21 @@ def test_reverse_and_history_filters(cli):
     assert code == 2 and "unknown user" in err
 
 
+def test_stock_per_site_and_in_total(cli):
+    cli.ok("location", "add", "BER-B-01")
+    cli.ok("move", "receive", "--sku", "DOG-DRY-5", "--location", "BER-A-01", "--qty", "10")
+    cli.ok("move", "receive", "--sku", "DOG-DRY-5", "--location", "BER-B-01", "--qty", "5")
+    cli.ok("move", "reserve", "--sku", "DOG-DRY-5", "--location", "BER-B-01", "--qty", "2")
+    # Another site as the sync issue's site registry will add it: here by hand.
+    with sqlite3.connect(cli.config.parent / "data" / "appliance.db") as conn:
+        conn.execute("INSERT INTO site (id, name, created_at) VALUES ('WAW', 'Warszawa', '2026-01-01')")
+        conn.execute("INSERT INTO location (code, site_id, created_at) VALUES ('WAW-A-01', 'WAW', '2026-01-01')")
+    cli.ok("move", "transfer", "--sku", "DOG-DRY-5", "--from", "BER-A-01", "--to", "WAW-A-01", "--qty", "3")
+    rows = cli.json("stock", "--sku", "DOG-DRY-5", "--by-site")
+    assert [(r["site"], r["on_hand"], r["reserved"], r["available"], r["in_transit"]) for r in rows] == [
+        ("BER", 12, 2, 10, 0), ("WAW", 0, 0, 0, 3), ("ALL", 12, 2, 10, 3)]
+
+
 def test_stock_as_of_a_past_moment(cli):
     assert cli.json("stock", "--as-of", "2001-01-01") == []
     cli.ok("move", "receive", "--sku", "DOG-DRY-5", "--location", "BER-A-01", "--qty", "10")

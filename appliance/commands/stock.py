@@ -70,6 +70,8 @@ def register(commands) -> None:
     p.add_argument("--as-of", metavar="TIMESTAMP", help="replay movements up to this moment (a bare date means "
                    "the end of that day, in the site's time zone)")
     p.add_argument("--lots", action="store_true", help="one line per lot")
+    p.add_argument("--by-site", action="store_true", help="one line per SKU and site, plus a line for all "
+                   "sites together (site ALL)")
     p.add_argument("--all", action="store_true", help="include lines whose quantities are all zero")
     p.add_argument("--sort", default="sku", choices=sorted(queries.STOCK_SORTS))
     p.add_argument("--limit", type=int)
@@ -217,6 +219,8 @@ def cmd_stock(args, ctx) -> int:
         lines = queries.stock_levels(conn, sku=args.sku, location=args.location, site=args.site, search=args.search,
                                      by_lot=args.lots, include_empty=args.all, sort=args.sort, limit=args.limit,
                                      offset=args.offset)
+    if args.by_site:
+        return _print_by_site(lines, args.json)
     if args.json:
         print_json([line.to_dict() for line in lines])
         return 0
@@ -224,6 +228,24 @@ def cmd_stock(args, ctx) -> int:
     print_table(["sku", "location"] + lot_headers + ["on_hand", "reserved", "available", "in_transit", "name"],
                 [[ln.sku, ln.location] + ([ln.lot or "-", ln.expiry] if args.lots else [])
                  + [ln.on_hand, ln.reserved, ln.available, ln.in_transit, ln.name] for ln in lines])
+    return 0
+
+
+def _print_by_site(lines, as_json: bool) -> int:
+    totals: dict[tuple[str, str], dict] = {}
+    for line in lines:
+        for site in (line.site, "ALL"):
+            row = totals.setdefault((line.sku, site), {"sku": line.sku, "name": line.name, "site": site,
+                                                       "on_hand": 0, "reserved": 0, "available": 0, "in_transit": 0})
+            for key in ("on_hand", "reserved", "available", "in_transit"):
+                row[key] += getattr(line, key)
+    rows = [totals[key] for key in sorted(totals, key=lambda k: (k[0], k[1] == "ALL", k[1]))]
+    if as_json:
+        print_json(rows)
+    else:
+        print_table(["sku", "site", "on_hand", "reserved", "available", "in_transit", "name"],
+                    [[r["sku"], r["site"], r["on_hand"], r["reserved"], r["available"], r["in_transit"], r["name"]]
+                     for r in rows])
     return 0
 
 
