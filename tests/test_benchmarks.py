@@ -1,0 +1,26 @@
+"""The benchmark scripts keep working and keep their JSON contract (figures are reported, never asserted)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+LEDGER_TARGETS = {"post_ratio", "stock_list_page_ms", "one_sku_all_locations_ms", "stock_as_of_ms",
+                  "history_page_ms", "check_s", "import_50k_s"}
+
+
+def test_bench_ledger_quick_prints_one_json_object_with_every_target(tmp_path):
+    done = subprocess.run([sys.executable, str(REPO / "scripts" / "bench_ledger.py"), "--quick",
+                           "--data-dir", str(tmp_path)], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout)
+    assert result["benchmark"] == "ledger"
+    assert set(result["targets"]) == LEDGER_TARGETS
+    for name, target in result["targets"].items():
+        assert isinstance(target["measured"], (int, float)), name
+        assert isinstance(target["target"], str) and isinstance(target["met"], bool), name
+    # The benchmark's own sanity check: every arm wrote the same ledger, and check() found nothing.
+    assert result["posts"]["sanity"]["check_empty"] is True
