@@ -8,6 +8,7 @@ from appliance.commands.output import info, print_json, print_table
 from appliance.errors import InvalidInput
 from appliance.ledger import sites
 from appliance.ledger.models import Location, User
+from appliance.sync import registry
 
 
 def register(commands) -> None:
@@ -73,10 +74,13 @@ def cmd_init(args, ctx) -> int:
                            f"({ctx.config_path})", field="site")
     name = args.site_name or config.site.name
     created = sites.init_site(ctx.app.db, site_id, name, admin_login=args.admin)
+    key, new_key = registry.ensure_site_key(ctx.app.db, site_id, config.database.path)
     state = "initialised" if created else "was already initialised"
     info(f"site {site_id} ({name}) {state}: database {config.database.path}, config {ctx.config_path}")
     if created:
         info(f"first manager user: {args.admin}")
+    if new_key:
+        info(f"site key {key.kid} written to {registry.key_path(config.database.path)} (mode 0600; back it up)")
     print(config.database.path)
     return 0
 

@@ -23,6 +23,15 @@ class Site(BaseModel):
     epoch = pw.IntegerField(default=1)
     head_seq = pw.IntegerField(default=0)
     created_at = pw.TextField(default=clock.now_ts)
+    location_prefix = pw.TextField(null=True)
+
+
+class SiteKey(BaseModel):
+    kid = pw.TextField(primary_key=True)
+    site = pw.ForeignKeyField(Site, column_name="site_id", backref="keys")
+    public_key = pw.TextField(unique=True)
+    created_at = pw.TextField(default=clock.now_ts)
+    retired_at = pw.TextField(null=True)
 
 
 class Supplier(BaseModel):
@@ -178,5 +187,5 @@ class Reservation(BaseModel):
     closed_at = pw.TextField(null=True)
 
 
-MODELS = [Site, Supplier, Product, Variant, Pack, Barcode, Location, ReorderOverride, User, Movement, Op,
+MODELS = [Site, SiteKey, Supplier, Product, Variant, Pack, Barcode, Location, ReorderOverride, User, Movement, Op,
           Stock, Transfer, Reservation]
