@@ -77,6 +77,7 @@ def test_a_replaced_key_file_is_noticed(boxes):
 
 @pytest.mark.parametrize("change, field", [
     ({"site": "waw"}, "site"),
+    ({"site": "BER\n"}, "site"),
     ({"name": ""}, "name"),
     ({"kid": "WAW-1"}, "must look like"),
     ({"kid": "PAR#1"}, "does not belong"),

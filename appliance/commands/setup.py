@@ -59,7 +59,7 @@ def cmd_init(args, ctx) -> int:
     if not target.exists():
         if not args.site:
             raise InvalidInput("no configuration found: give --site (and --site-name) to create one", field="site")
-        if not sites.SITE_ID.match(args.site):
+        if not sites.SITE_ID.fullmatch(args.site):
             raise InvalidInput(f"site id {args.site!r} must be 2-8 upper-case letters/digits starting with a "
                                "letter, e.g. BER", field="site")
         db_path = args.db or "data/appliance.db"

@@ -18,7 +18,7 @@ LOGIN = re.compile(r"^[a-z0-9][a-z0-9._-]{0,31}$")
 
 def init_site(db: peewee.SqliteDatabase, site_id: str, name: str, admin_login: str = "admin") -> bool:
     """Create the local site and a first manager. Returns False when the database was already initialised."""
-    if not SITE_ID.match(site_id):
+    if not SITE_ID.fullmatch(site_id):
         raise InvalidInput(f"site id {site_id!r} must be 2-8 upper-case letters/digits starting with a letter",
                            field="site")
     with db.atomic("IMMEDIATE"):
@@ -42,7 +42,7 @@ def local_site(db: peewee.SqliteDatabase) -> Site | None:
 def add_location(db: peewee.SqliteDatabase, site_id: str, code: str, name: str = "", kind: str = "bin",
                  parent: str | None = None) -> Location:
     code = code.strip()
-    if not LOCATION_CODE.match(code):
+    if not LOCATION_CODE.fullmatch(code):
         raise InvalidInput(f"location code {code!r} may use only upper-case letters, digits, '-' and '.' "
                            "(so that it scans the same on every keyboard layout), at most 40", field="code")
     if kind not in Location.KINDS:
@@ -61,7 +61,7 @@ def add_location(db: peewee.SqliteDatabase, site_id: str, code: str, name: str =
 
 
 def add_user(db: peewee.SqliteDatabase, login: str, name: str = "", role: str = "staff") -> User:
-    if not LOGIN.match(login):
+    if not LOGIN.fullmatch(login):
         raise InvalidInput(f"login {login!r}: use 1-32 lower-case letters, digits, '.', '_' or '-'", field="login")
     if role not in User.ROLES:
         raise InvalidInput(f"role {role!r} is not one of {', '.join(User.ROLES)}", field="role")

@@ -47,7 +47,7 @@ class PublicKey:
 
     @classmethod
     def parse(cls, kid: str, text: str) -> "PublicKey":
-        if not KID.match(kid or ""):
+        if not KID.fullmatch(kid or ""):
             raise BadKey(f"key id {kid!r} must look like BER#1", field="kid")
         if not isinstance(text, str) or not text.startswith(PUBLIC_PREFIX):
             raise BadKey(f"public key {text!r} must start with {PUBLIC_PREFIX!r}", field="public_key")
@@ -94,7 +94,7 @@ class SigningKey:
             kid, encoded = data["kid"], data["ed25519_private"]
         except (ValueError, TypeError, KeyError) as exc:
             raise BadKey(f"{source}: not a site key file ({exc.__class__.__name__}: {exc})") from None
-        if not isinstance(kid, str) or not KID.match(kid):
+        if not isinstance(kid, str) or not KID.fullmatch(kid):
             raise BadKey(f"{source}: key id {kid!r} must look like BER#1", field="kid")
         if data.get("site") != kid.split("#", 1)[0]:
             raise BadKey(f"{source}: site {data.get('site')!r} does not match key id {kid}", field="site")
@@ -110,7 +110,7 @@ class SigningKey:
 
 def generate(site: str, number: int = 1) -> SigningKey:
     kid = f"{site}#{number}"
-    if not KID.match(kid):
+    if not KID.fullmatch(kid):
         raise BadKey(f"key id {kid!r} must look like BER#1", field="kid")
     return SigningKey(kid, Ed25519PrivateKey.generate())
 

@@ -82,7 +82,7 @@ def parse_entry(text: str, source: str) -> dict[str, Any]:
         raise InvalidInput(f"{source}: unknown fields {unknown}, missing fields {missing}; an entry has "
                            f"{', '.join(ENTRY_FIELDS)}", field=(unknown or missing)[0])
     site = entry["site"]
-    if not isinstance(site, str) or not SITE_ID.match(site):
+    if not isinstance(site, str) or not SITE_ID.fullmatch(site):
         raise InvalidInput(f"{source}: site {site!r} must be 2-8 upper-case letters/digits", field="site")
     if not isinstance(entry["name"], str) or not entry["name"].strip():
         raise InvalidInput(f"{source}: name must be non-empty text", field="name")
@@ -90,7 +90,7 @@ def parse_entry(text: str, source: str) -> dict[str, Any]:
     if key.site != site:
         raise InvalidInput(f"{source}: key id {key.kid} does not belong to site {site}", field="kid")
     prefix = entry["location_prefix"]
-    if not isinstance(prefix, str) or not LOCATION_CODE.match(prefix):
+    if not isinstance(prefix, str) or not LOCATION_CODE.fullmatch(prefix):
         raise InvalidInput(f"{source}: location_prefix {prefix!r} must be a location code prefix such as {site}",
                            field="location_prefix")
     return entry
