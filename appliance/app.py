@@ -42,12 +42,11 @@ class App:
 
 
 def open_app(config: Config) -> App:
-    step = "database"
     try:
         db = open_db(config.database.path, synchronous=config.database.synchronous,
                      busy_timeout_ms=config.database.busy_timeout_ms)
     except Exception:
-        logger.error("start-up failed at step %s (%s)", step, config.database.path)
+        logger.error("start-up failed opening the database %s", config.database.path)
         raise
     app = App(config, db)
     app._closers.append(db.close)

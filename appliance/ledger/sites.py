@@ -35,10 +35,6 @@ def init_site(db: peewee.SqliteDatabase, site_id: str, name: str, admin_login: s
     return True
 
 
-def local_site(db: peewee.SqliteDatabase) -> Site | None:
-    return Site.get_or_none(Site.is_local == True)  # noqa: E712
-
-
 def add_location(db: peewee.SqliteDatabase, site_id: str, code: str, name: str = "", kind: str = "bin",
                  parent: str | None = None) -> Location:
     code = code.strip()

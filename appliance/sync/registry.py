@@ -127,8 +127,3 @@ def list_sites(db: peewee.SqliteDatabase) -> list[dict[str, Any]]:
     return [{"site": r[0], "name": r[1], "local": bool(r[2]), "location_prefix": r[3], "kid": r[4],
              "public_key": r[5]} for r in rows]
 
-
-def public_keys(db: peewee.SqliteDatabase) -> dict[str, PublicKey]:
-    """kid → public key, for verifying tokens."""
-    return {kid: PublicKey.parse(kid, text) for kid, text in db.connection().execute(
-        "SELECT kid, public_key FROM site_key WHERE retired_at IS NULL")}
