@@ -15,6 +15,7 @@ import peewee
 from appliance.config import Config
 from appliance.ledger.db import open_db
 from appliance.ledger.service import Ledger
+from appliance.sync.registry import load_site_key
 
 logger = logging.getLogger(__name__)
 
@@ -27,7 +28,7 @@ class App:
 
     @cached_property
     def ledger(self) -> Ledger:
-        return Ledger(self.db, self.config.site.id)
+        return Ledger(self.db, self.config.site.id, load_site_key(self.config.database.path))
 
     def close(self) -> None:
         for closer in reversed(self._closers):

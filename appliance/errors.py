@@ -153,3 +153,15 @@ class ReservationClosed(RuleViolation):
 
 class InconsistentState(ApplianceError):
     code = "inconsistent_state"
+
+
+class Recovering(ApplianceError):
+    """Writes wait while the agent pulls this site's own movements back from peers (restored backup)."""
+
+    code = "recovering"
+    http_status = 503
+    exit_status = EXIT_FAILURE
+
+    def __init__(self, site: str) -> None:
+        super().__init__(f"site {site} is recovering its own movements from its peers; try again shortly "
+                         "(`appliance sync status` shows progress)", site=site)

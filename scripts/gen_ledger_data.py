@@ -39,6 +39,7 @@ import sqlite3
 import sys
 import tempfile
 import time
+from array import array
 from collections import deque
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
@@ -47,9 +48,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from appliance.ledger import check as ledger_check  # noqa: E402
 from appliance.ledger.db import open_db  # noqa: E402
+from appliance.ledger.movement_token import Body, Signer  # noqa: E402
 from appliance.ledger.sites import init_site  # noqa: E402
+from appliance.sync.identity import SigningKey  # noqa: E402
 
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2   # 2: movements signed
 DEFAULT_SEED = 20261123
 LOCAL_SITE, OTHER_SITE = "BER", "WAW"
 SITE_LAYOUT = {LOCAL_SITE: ("Berlin", "ABCDEFGH", 25), OTHER_SITE: ("Warszawa", "ABCDEF", 20)}
@@ -337,6 +340,37 @@ class Sim:
         return out
 
 
+class MovementSigning:
+    """Signs generated movements as their origin's ledger would (movement_token.py), with fixed keys that are
+    registered in the database: the big ledger then has real tokens, which are most of a movement row's size."""
+
+    def __init__(self, conn: sqlite3.Connection, variant_rows: list, loc_rows: list, movements: int) -> None:
+        self.sku = {v[0]: v[2] for v in variant_rows}
+        self.code = {row[0]: row[1] for row in loc_rows}
+        self.signers = {site: Signer(SigningKey.from_seed(f"{site}#1", bytes([n]) * 32))
+                        for n, site in enumerate((LOCAL_SITE, OTHER_SITE), start=1)}
+        self.prev = {site: "" for site in self.signers}
+        self.seq_of = array("q", bytes(8 * (movements + 100)))   # movement id -> seq, for `reverses`
+        self.site_of = bytearray(movements + 100)                  # movement id -> 0 LOCAL / 1 OTHER
+        for signer in self.signers.values():
+            conn.execute("INSERT INTO site_key (kid, site_id, public_key, created_at) VALUES (?, ?, ?, ?)",
+                         (signer.key.kid, signer.site, signer.key.public.text(), SETUP_TS))
+            conn.execute("UPDATE site SET location_prefix = id WHERE id = ?", (signer.site,))
+
+    def sign(self, row: tuple) -> tuple[str, str]:
+        (mid, site, epoch, seq, op_id, kind, v, loc, to, lot, expiry, dh, dr, dt, cost, ref_type, ref_id,
+         reverses_id, reason, note, user, device, ts) = row
+        self.seq_of[mid], self.site_of[mid] = seq, site != LOCAL_SITE
+        reverses = None
+        if reverses_id is not None:
+            reverses = f"{OTHER_SITE if self.site_of[reverses_id] else LOCAL_SITE}:1:{self.seq_of[reverses_id]}"
+        token, digest = self.signers[site].sign(Body(
+            1, site, epoch, seq, self.prev[site], kind, self.sku[v], self.code[loc], self.code[to] if to else None,
+            lot, expiry, dh, dr, dt, cost, ref_type, ref_id, reverses, reason, note, user, device, op_id, ts))
+        self.prev[site] = digest
+        return token, digest
+
+
 def generate(path: Path, *, variants: int, movements: int, seed: int = DEFAULT_SEED) -> dict:
     """Write a fresh database at `path` (replacing it). Returns the metadata that `ensure` stores."""
     t0 = time.perf_counter()
@@ -410,10 +444,11 @@ def generate(path: Path, *, variants: int, movements: int, seed: int = DEFAULT_S
     buffer: list = []
     insert_sql = ("INSERT INTO movement (id, origin, epoch, seq, op_id, kind, variant_id, location_id, to_location_id,"
                   " lot, expiry, d_on_hand, d_reserved, d_in_transit, unit_cost, ref_type, ref_id, reverses_id,"
-                  " reason, note, user_login, device, ts) VALUES (" + ", ".join("?" * 23) + ")")
+                  " reason, note, user_login, device, ts, token, hash) VALUES (" + ", ".join("?" * 25) + ")")
+    signing = MovementSigning(conn, variant_rows, loc_rows, movements)
 
     def flush():
-        conn.executemany(insert_sql, buffer)
+        conn.executemany(insert_sql, [row + signing.sign(row) for row in buffer])
         buffer.clear()
 
     sim = Sim(rng, variant_rows, lot_tracked)
@@ -468,7 +503,7 @@ def generate(path: Path, *, variants: int, movements: int, seed: int = DEFAULT_S
                      " qty_received, qty_short, qty_over, status, created_at, closed_at)"
                      " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", sim.transfers)
     for site, seq in sim.seq.items():
-        conn.execute("UPDATE site SET head_seq = ? WHERE id = ?", (seq, site))
+        conn.execute("UPDATE site SET head_seq = ?, head_hash = ? WHERE id = ?", (seq, signing.prev[site], site))
     conn.execute("COMMIT")
     t_commit = time.perf_counter()
     log(f"indexes {t_idx - t_mov:.1f}s, stock/op/reservation/transfer rows + commit {t_commit - t_idx:.1f}s")

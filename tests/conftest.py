@@ -24,7 +24,7 @@ from pathlib import Path
 
 import peewee
 import pytest
-from workers import SITE, FakeClock, populate
+from workers import SITE, SITE_KEY, FakeClock, populate
 
 from appliance.ledger.db import open_db
 from appliance.ledger.service import Ledger
@@ -50,4 +50,4 @@ def fake_clock() -> FakeClock:
 @pytest.fixture
 def ledger(db: peewee.SqliteDatabase, fake_clock: FakeClock) -> Ledger:
     populate(db)
-    return Ledger(db, SITE, now=fake_clock)
+    return Ledger(db, SITE, SITE_KEY, now=fake_clock)

@@ -11,7 +11,7 @@ from collections import defaultdict
 
 import hypothesis.strategies as st
 from hypothesis import event, given, settings
-from workers import FakeClock, populate
+from workers import SITE_KEY, FakeClock, populate
 
 from appliance.errors import (ForeignLocation, InsufficientStock, InvalidInput, InvalidQuantity, NotReversible,
                               ReservationClosed, TransferClosed, UnknownLocation, UnknownMovement,
@@ -297,7 +297,7 @@ def test_random_operations_keep_every_invariant(tmp_path_factory, ops):
     try:
         populate(db)
         fake_clock = FakeClock()  # one second per write: every step has its own timestamp
-        run_and_compare(Ledger(db, "BER", now=fake_clock), fake_clock, OPENING + ops)
+        run_and_compare(Ledger(db, "BER", SITE_KEY, now=fake_clock), fake_clock, OPENING + ops)
     finally:
         db.close()
 

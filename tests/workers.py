@@ -29,10 +29,14 @@ from appliance.ledger.models import Location, Product, Site, Variant
 from appliance.ledger.requests import Move
 from appliance.ledger.service import Ledger
 from appliance.ledger.sites import add_location, init_site
+from appliance.sync.identity import SigningKey
 
 SITE = "BER"
 LOCATIONS = ("BER-A-01", "BER-A-02")
 FOREIGN_SITE = "WAW"
+# Fixed keys, so that every process of a test signs and verifies alike without sharing files.
+SITE_KEY = SigningKey.from_seed(f"{SITE}#1", bytes(range(32)))
+FOREIGN_KEY = SigningKey.from_seed(f"{FOREIGN_SITE}#1", bytes(range(1, 33)))
 FOREIGN_LOCATION = "WAW-A-01"
 # (product sku, product name, variant sku, variant name, cost price in minor units)
 CATALOG = (
@@ -71,6 +75,7 @@ def populate(db: peewee.SqliteDatabase) -> None:
     """Write the standard set-up into an opened, empty database: BER (local: BER-A-01, BER-A-02, user admin),
     WAW (not local: WAW-A-01) and the variants of `CATALOG`, through the peewee models; no stock."""
     init_site(db, SITE, "Berlin")
+    register_key(db, SITE_KEY)
     for code in LOCATIONS:
         add_location(db, SITE, code)
     with db.atomic("IMMEDIATE"):
@@ -81,6 +86,14 @@ def populate(db: peewee.SqliteDatabase) -> None:
             if product_sku not in products:
                 products[product_sku] = Product.create(sku=product_sku, name=product_name)
             Variant.create(product=products[product_sku], sku=sku, name=name, cost_price=cost)
+
+
+def register_key(db: peewee.SqliteDatabase, key: SigningKey) -> None:
+    """What `appliance init` records for a key file it creates (`registry.ensure_site_key`)."""
+    with db.atomic("IMMEDIATE"):
+        db.execute_sql("INSERT INTO site_key (kid, site_id, public_key, created_at) VALUES (?, ?, ?, ?)",
+                       (key.kid, key.site, key.public.text(), clock.now_ts()))
+        db.execute_sql("UPDATE site SET location_prefix = coalesce(location_prefix, id) WHERE id = ?", (key.site,))
 
 
 def build_site(path: str | Path, **open_args) -> None:
@@ -94,7 +107,7 @@ def build_site(path: str | Path, **open_args) -> None:
 
 def open_ledger(path: str | Path, now: Callable[[], datetime] = clock.utcnow, **open_args) -> Ledger:
     """Open an existing set-up database at `path` as site BER; close it with `ledger.db.close()`."""
-    return Ledger(open_db(path, **open_args), SITE, now=now)
+    return Ledger(open_db(path, **open_args), SITE, SITE_KEY, now=now)
 
 
 # --- workers ---------------------------------------------------------------------------------------------------

@@ -11,6 +11,8 @@ import sqlite3
 from dataclasses import dataclass, field
 from typing import Any
 
+from appliance.ledger.chain_check import chain_problems
+
 _RECOMPUTED = """
 SELECT variant_id, location_id, lot, sum(on_hand), sum(reserved), sum(in_transit) FROM (
     SELECT variant_id, location_id, lot, d_on_hand AS on_hand, d_reserved AS reserved,
@@ -31,14 +33,16 @@ class Difference:
         return {"what": self.what, "message": self.message, **self.details}
 
 
-def check(conn: sqlite3.Connection) -> list[Difference]:
-    """Every difference between the stored projections and what the movements say. Empty means consistent."""
+def check(conn: sqlite3.Connection, *, signatures: bool = False) -> list[Difference]:
+    """Every difference between the stored projections and what the movements say, and every break in an
+    origin's signed hash chain (chain_check.py; `signatures` also verifies each one). Empty means consistent."""
     # A read transaction gives one snapshot even while other processes keep posting.
     own_tx = not conn.in_transaction
     if own_tx:
         conn.execute("BEGIN")
     try:
-        return _stock(conn) + _sequences(conn) + _reservations(conn) + _transfers(conn)
+        chains = [Difference(*problem) for problem in chain_problems(conn, signatures=signatures)]
+        return _stock(conn) + _sequences(conn) + _reservations(conn) + _transfers(conn) + chains
     finally:
         if own_tx:
             conn.execute("COMMIT")

@@ -24,6 +24,8 @@ class Site(BaseModel):
     head_seq = pw.IntegerField(default=0)
     created_at = pw.TextField(default=clock.now_ts)
     location_prefix = pw.TextField(null=True)
+    head_hash = pw.TextField(default="")
+    recovering = pw.BooleanField(default=False)
 
 
 class SiteKey(BaseModel):
@@ -136,6 +138,8 @@ class Movement(BaseModel):
     user_login = pw.TextField(null=True)
     device = pw.TextField(null=True)
     ts = pw.TextField()
+    token = pw.TextField(null=True)
+    hash = pw.TextField(null=True)
 
 
 class Op(BaseModel):
@@ -187,5 +191,57 @@ class Reservation(BaseModel):
     closed_at = pw.TextField(null=True)
 
 
+class SyncPeer(BaseModel):
+    site = pw.ForeignKeyField(Site, column_name="site_id", primary_key=True)
+    state = pw.TextField(default="unknown")
+    last_heard = pw.TextField(null=True)
+    head_epoch = pw.IntegerField(default=0)
+    head_seq = pw.IntegerField(default=0)
+    head_hash = pw.TextField(default="")
+    head_ts = pw.TextField(null=True)
+    hwm = pw.TextField(default="{}")
+    quarantined_at = pw.TextField(null=True)
+    quarantine_reason = pw.TextField(null=True)
+
+    class Meta:
+        table_name = "sync_peer"
+
+
+class SyncAlarm(BaseModel):
+    site_id = pw.TextField()
+    kind = pw.TextField()
+    count = pw.IntegerField(default=0)
+    first_at = pw.TextField()
+    last_at = pw.TextField()
+    detail = pw.TextField()
+
+    class Meta:
+        table_name = "sync_alarm"
+        primary_key = pw.CompositeKey("site_id", "kind")
+
+
+class RemoteRequest(BaseModel):
+    idem_key = pw.TextField(primary_key=True)
+    action = pw.TextField()
+    owner = pw.ForeignKeyField(Site, column_name="owner")
+    sku = pw.TextField(null=True)
+    location = pw.TextField(null=True)
+    qty = pw.IntegerField(null=True)
+    ttl_s = pw.IntegerField(null=True)
+    reserve_key = pw.TextField(null=True)
+    status = pw.TextField(default="PENDING")
+    reservation_id = pw.IntegerField(null=True)
+    available = pw.IntegerField(null=True)
+    expires_at = pw.TextField(null=True)
+    reason = pw.TextField(null=True)
+    attempts = pw.IntegerField(default=0)
+    created_at = pw.TextField(default=clock.now_ts)
+    updated_at = pw.TextField(default=clock.now_ts)
+    deadline = pw.TextField()
+
+    class Meta:
+        table_name = "remote_request"
+
+
 MODELS = [Site, SiteKey, Supplier, Product, Variant, Pack, Barcode, Location, ReorderOverride, User, Movement, Op,
-          Stock, Transfer, Reservation]
+          Stock, Transfer, Reservation, SyncPeer, SyncAlarm, RemoteRequest]

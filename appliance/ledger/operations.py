@@ -11,7 +11,8 @@ import sqlite3
 from typing import NamedTuple
 
 from appliance.errors import (ForeignLocation, InsufficientStock, InvalidInput, NotReversible, OpIdReused,
-                              UnknownLocation, UnknownMovement, UnknownSku)
+                              Recovering, UnknownLocation, UnknownMovement, UnknownSku)
+from appliance.ledger.movement_token import Body, Signer
 from appliance.ledger.queries import load_movements
 from appliance.ledger.reservations import ReservationOps
 from appliance.ledger.transfers import TransferOps
@@ -41,8 +42,8 @@ class Take(NamedTuple):
 _INSERT_MOVEMENT = """
 INSERT INTO movement (origin, epoch, seq, op_id, kind, variant_id, location_id, to_location_id, lot, expiry,
     d_on_hand, d_reserved, d_in_transit, unit_cost, ref_type, ref_id, reverses_id, reason, note, user_login,
-    device, ts)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"""
+    device, ts, token, hash)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"""
 
 # UPDATE first, INSERT when the row is new: SQLite checks CHECK constraints on an upsert's candidate row
 # before resolving the conflict, so a negative delta cannot go through INSERT ... ON CONFLICT.
@@ -55,10 +56,11 @@ INSERT INTO stock (variant_id, location_id, lot, expiry, on_hand, reserved, in_t
 
 
 class Operations(ReservationOps, TransferOps):
-    def __init__(self, conn: sqlite3.Connection, site: str, ts: str, *, user: str | None,
+    def __init__(self, conn: sqlite3.Connection, site: str, ts: str, *, signer: Signer | None, user: str | None,
                  device: str | None, op_id: str | None) -> None:
         self.conn = conn
         self.site = site
+        self.signer = signer
         self.ts = ts
         self.user = user
         self.device = device
@@ -205,13 +207,27 @@ class Operations(ReservationOps, TransferOps):
                reverses_id: int | None = None, reason: str | None = None,
                note: str | None = None) -> MovementRecord:
         # The site row is the sequence: bumped in this transaction, so numbers are gapless and never reused.
-        epoch, seq = self.conn.execute(
-            "UPDATE site SET head_seq = head_seq + 1 WHERE id = ? RETURNING epoch, head_seq", (self.site,)).fetchone()
+        # It refuses while the agent pulls this site's own movements back from peers (boot recovery).
+        found = self.conn.execute(
+            "UPDATE site SET head_seq = head_seq + 1 WHERE id = ? AND NOT recovering"
+            " RETURNING epoch, head_seq, head_hash", (self.site,)).fetchone()
+        if found is None:
+            raise Recovering(self.site)
+        epoch, seq, prev = found
+        to_code = to.code if to else None
+        token = digest = None
+        if self.signer is not None:
+            reverses = self._global_id(reverses_id) if reverses_id is not None else None
+            token, digest = self.signer.sign(Body(
+                1, self.site, epoch, seq, prev, kind, v.sku, loc.code, to_code, lot, expiry, d_on_hand, d_reserved,
+                d_in_transit, unit_cost, ref_type, ref_id, reverses, reason, note, self.user, self.device,
+                self.op_id, self.ts))
+            self.conn.execute("UPDATE site SET head_hash = ? WHERE id = ?", (digest, self.site))
         to_id = to.id if to else None
         cur = self.conn.execute(_INSERT_MOVEMENT, (
             self.site, epoch, seq, self.op_id, kind, v.id, loc.id, to_id, lot, expiry,
             d_on_hand, d_reserved, d_in_transit, unit_cost, ref_type, ref_id, reverses_id, reason, note,
-            self.user, self.device, self.ts))
+            self.user, self.device, self.ts, token, digest))
         if to is None:
             self._project(v.id, loc.id, lot, expiry, d_on_hand, d_reserved, d_in_transit)
         else:
@@ -220,8 +236,13 @@ class Operations(ReservationOps, TransferOps):
             self._project(v.id, to.id, lot, expiry, 0, 0, d_in_transit)
         return MovementRecord(
             cur.lastrowid, self.site, epoch, seq, self.op_id, kind, v.sku, loc.code,
-            to.code if to else None, lot, expiry, d_on_hand, d_reserved, d_in_transit, unit_cost, ref_type,
+            to_code, lot, expiry, d_on_hand, d_reserved, d_in_transit, unit_cost, ref_type,
             ref_id, reverses_id, reason, note, self.user, self.device, self.ts)
+
+    def _global_id(self, movement_id: int) -> str:
+        origin, epoch, seq = self.conn.execute(
+            "SELECT origin, epoch, seq FROM movement WHERE id = ?", (movement_id,)).fetchone()
+        return f"{origin}:{epoch}:{seq}"
 
     def _project(self, variant_id: int, location_id: int, lot: str, expiry: str | None, d_on_hand: int,
                  d_reserved: int, d_in_transit: int) -> None:

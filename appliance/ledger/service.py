@@ -21,14 +21,19 @@ import peewee
 
 from appliance import clock
 from appliance.errors import InconsistentState, InvalidInput, UnknownUser
+from appliance.ledger.movement_token import Signer
 from appliance.ledger.operations import Operations
 from appliance.ledger.requests import Move, PostResult, digest
+from appliance.sync.identity import SigningKey
 
 logger = logging.getLogger(__name__)
 
 
 class Ledger:
-    def __init__(self, db: peewee.SqliteDatabase, site_id: str,
+    """`key` signs every movement (movement_token.py). None writes unsigned movements, which never sync: only
+    for measuring what signing costs and for tests of the ledger alone."""
+
+    def __init__(self, db: peewee.SqliteDatabase, site_id: str, key: SigningKey | None,
                  now: Callable[[], datetime] = clock.utcnow) -> None:
         self.db = db
         self.site_id = site_id
@@ -38,6 +43,15 @@ class Ledger:
             raise InconsistentState(
                 f"this database has no local site {site_id!r}: run `appliance init --site {site_id}` first",
                 site=site_id)
+        self.signer = None if key is None else Signer(key)
+        if key is not None:
+            registered = db.execute_sql("SELECT public_key FROM site_key WHERE kid = ? AND site_id = ?",
+                                        (key.kid, site_id)).fetchone()
+            if registered is None or registered[0] != key.public.text():
+                # Peers would refuse every movement signed with it: better to stop here.
+                raise InconsistentState(
+                    f"the site key {key.kid} is not the one registered for {site_id} in this database: "
+                    "was the key file or the database replaced?", site=site_id, kid=key.kid)
 
     @contextmanager
     def write(self, *, user: str | None = None, device: str | None = None,
@@ -47,7 +61,7 @@ class Ledger:
             # A nested atomic() would silently become a savepoint that holds no write lock.
             raise RuntimeError("ledger writes open their own BEGIN IMMEDIATE transaction; do not nest them")
         with self.db.atomic("IMMEDIATE"):
-            ops = Operations(self.db.connection(), self.site_id, clock.to_ts(self._now()),
+            ops = Operations(self.db.connection(), self.site_id, clock.to_ts(self._now()), signer=self.signer,
                              user=user, device=device, op_id=op_id)
             if user is not None:
                 _check_user(ops.conn, user)

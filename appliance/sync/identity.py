@@ -11,6 +11,7 @@ key id `SITE#n`.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -59,9 +60,14 @@ class PublicKey:
             raise BadKey(f"public key of {kid} has {len(raw)} bytes, an Ed25519 key has 32", field="public_key")
         return cls(kid, raw)
 
+    @functools.cached_property
+    def _loaded(self) -> Ed25519PublicKey:
+        # Loading costs about as much as verifying; a receiver verifies thousands of tokens per key.
+        return Ed25519PublicKey.from_public_bytes(self.raw)
+
     def verify(self, signature: bytes, data: bytes) -> bool:
         try:
-            Ed25519PublicKey.from_public_bytes(self.raw).verify(signature, data)
+            self._loaded.verify(signature, data)
         except InvalidSignature:
             return False
         return True
@@ -106,6 +112,13 @@ class SigningKey:
             raise BadKey(f"{source}: private key has {len(raw)} bytes, an Ed25519 key has 32",
                             field="ed25519_private")
         return cls(kid, Ed25519PrivateKey.from_private_bytes(raw))
+
+    @classmethod
+    def from_seed(cls, kid: str, seed: bytes) -> "SigningKey":
+        """A fixed key from 32 bytes: for tests and benchmarks, which need the same key in every process."""
+        if not KID.fullmatch(kid):
+            raise BadKey(f"key id {kid!r} must look like BER#1", field="kid")
+        return cls(kid, Ed25519PrivateKey.from_private_bytes(seed))
 
 
 def generate(site: str, number: int = 1) -> SigningKey:
