@@ -11,7 +11,7 @@ from contextlib import closing
 from datetime import timedelta
 
 import pytest
-from workers import FOREIGN_LOCATION, SITE
+from workers import FOREIGN_KEY, FOREIGN_LOCATION, SITE, register_key
 
 from appliance import clock
 from appliance.errors import (ForeignLocation, InsufficientStock, InvalidInput, InvalidQuantity, NotReversible,
@@ -19,7 +19,10 @@ from appliance.errors import (ForeignLocation, InsufficientStock, InvalidInput, 
                               UnknownReservation, UnknownSku, UnknownTransfer, UnknownUser)
 from appliance.ledger import queries
 from appliance.ledger.check import check
+from appliance.ledger.movement_token import Body, encode_body
 from appliance.ledger.requests import Move
+from appliance.sync.inbox import Inbox
+from appliance.sync.tokens import sign
 
 A1, A2 = "BER-A-01", "BER-A-02"
 SKU = "DOG-5"
@@ -607,13 +610,11 @@ def test_reverse_needs_a_known_movement_of_this_site_and_a_reason(ledger):
         ledger.reverse(999, "oops")
     with pytest.raises(InvalidInput):
         ledger.reverse(m.id, "  ")
-    # A movement replicated from WAW (as sync would apply it) is reversed there, not here.
-    with closing(sqlite3.connect(ledger.db.database)) as conn, conn:
-        conn.execute(
-            "INSERT INTO movement (origin, epoch, seq, kind, variant_id, location_id, ts) SELECT 'WAW', 1, 1,"
-            " 'count', v.id, l.id, ? FROM variant v, location l WHERE v.sku = ? AND l.code = ?",
-            (clock.now_ts(), SKU, FOREIGN_LOCATION))
-        conn.execute("UPDATE site SET head_seq = 1 WHERE id = 'WAW'")
+    # A movement replicated from WAW (as sync applies it) is reversed there, not here.
+    register_key(ledger.db, FOREIGN_KEY)
+    body = Body(1, "WAW", 1, 1, "", "count", SKU, FOREIGN_LOCATION, None, "", None, 1, 0, 0, None, None, None, None,
+                "count", None, None, None, None, clock.now_ts())
+    assert Inbox(ledger.db, SITE).receive([sign(encode_body(body), FOREIGN_KEY)]).applied == {"WAW": 1}
     waw_id = ledger.db.execute_sql("SELECT id FROM movement WHERE origin = 'WAW'").fetchone()[0]
     with pytest.raises(NotReversible) as caught:
         ledger.reverse(waw_id, "oops")
@@ -767,7 +768,8 @@ def test_check_reports_a_sequence_gap_written_behind_the_ledgers_back(ledger):
                      " SELECT origin, epoch, seq + 2, 'count', variant_id, location_id, ts FROM movement")
         conn.execute("UPDATE site SET head_seq = 3 WHERE id = 'BER'")
     found = check(ledger.db.connection())
-    assert [(d.what, d.details.get("min"), d.details.get("max")) for d in found] == [("sequence", 1, 3)]
+    assert [(d.what, d.details.get("min"), d.details.get("max")) for d in found] == [
+        ("sequence", 1, 3), ("unsigned", None, None)]   # the hand-made row has no token either
 
 
 def test_stock_as_of_now_equals_the_stock_levels(ledger, fake_clock):

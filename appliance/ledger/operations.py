@@ -74,7 +74,8 @@ class Operations(ReservationOps, TransferOps):
                              (op_id, request_digest, self.ts)).rowcount:
             return None
         row = self.conn.execute("SELECT request_digest FROM op WHERE op_id = ?", (op_id,)).fetchone()
-        if row[0] != request_digest:
+        # 'recovered': the op's movements came back from peers after a restore; the request itself was lost.
+        if row[0] not in (request_digest, "recovered"):
             raise OpIdReused(op_id)
         return load_movements(self.conn, "m.op_id = ? AND m.origin = ?", (op_id, self.site))
 
@@ -229,11 +230,11 @@ class Operations(ReservationOps, TransferOps):
             d_on_hand, d_reserved, d_in_transit, unit_cost, ref_type, ref_id, reverses_id, reason, note,
             self.user, self.device, self.ts, token, digest))
         if to is None:
-            self._project(v.id, loc.id, lot, expiry, d_on_hand, d_reserved, d_in_transit)
+            self.project(v.id, loc.id, lot, expiry, d_on_hand, d_reserved, d_in_transit)
         else:
             if d_on_hand or d_reserved:
-                self._project(v.id, loc.id, lot, expiry, d_on_hand, d_reserved, 0)
-            self._project(v.id, to.id, lot, expiry, 0, 0, d_in_transit)
+                self.project(v.id, loc.id, lot, expiry, d_on_hand, d_reserved, 0)
+            self.project(v.id, to.id, lot, expiry, 0, 0, d_in_transit)
         return MovementRecord(
             cur.lastrowid, self.site, epoch, seq, self.op_id, kind, v.sku, loc.code,
             to_code, lot, expiry, d_on_hand, d_reserved, d_in_transit, unit_cost, ref_type,
@@ -244,7 +245,7 @@ class Operations(ReservationOps, TransferOps):
             "SELECT origin, epoch, seq FROM movement WHERE id = ?", (movement_id,)).fetchone()
         return f"{origin}:{epoch}:{seq}"
 
-    def _project(self, variant_id: int, location_id: int, lot: str, expiry: str | None, d_on_hand: int,
+    def project(self, variant_id: int, location_id: int, lot: str, expiry: str | None, d_on_hand: int,
                  d_reserved: int, d_in_transit: int) -> None:
         # A lot shows the earliest expiry it was ever booked with: the safe date to sell by.
         cur = self.conn.execute(_UPDATE_STOCK, (d_on_hand, d_reserved, d_in_transit, expiry, expiry,

@@ -16,6 +16,16 @@ LOCATION_CODE = re.compile(r"^[A-Z0-9][A-Z0-9.-]{0,39}$")
 LOGIN = re.compile(r"^[a-z0-9][a-z0-9._-]{0,31}$")
 
 
+def owns(prefix: str | None, code: str) -> bool:
+    """The location prefix rule of the site registry: prefix BER owns BER, BER-A-01 and BER.X but not
+    BERLIN-1; a prefix that ends in '-' or '.' is taken as it is."""
+    if not prefix:
+        return False
+    if prefix.endswith(("-", ".")):
+        return code.startswith(prefix)
+    return code == prefix or (code.startswith(prefix) and code[len(prefix)] in "-.")
+
+
 def init_site(db: peewee.SqliteDatabase, site_id: str, name: str, admin_login: str = "admin") -> bool:
     """Create the local site and a first manager. Returns False when the database was already initialised."""
     if not SITE_ID.fullmatch(site_id):

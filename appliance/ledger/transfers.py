@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from appliance.errors import InvalidInput, TransferClosed, UnknownTransfer
+from appliance.errors import InvalidInput, TransferClosed, UnknownLocation, UnknownTransfer
 from appliance.ledger.requests import Move, MovementRecord
+from appliance.ledger.sites import LOCATION_CODE, owns
 
 
 class TransferOps:
@@ -11,7 +12,7 @@ class TransferOps:
 
     def _transfer_out(self, m: Move) -> list[MovementRecord]:
         v, src = self.variant(m.sku), self.own(self.location(m.location))
-        dest = self.location(m.to_location)
+        dest = self.destination(m.to_location)
         takes = self.take_available(v, src, m.qty, m.lot)
         transfer_id = self.conn.execute(
             "INSERT INTO transfer (code, origin, variant_id, from_location_id, to_location_id, qty_sent, created_at)"
@@ -22,6 +23,19 @@ class TransferOps:
         return [self.insert("transfer_out", v, src, lot=t.lot, expiry=t.expiry, to=dest, d_on_hand=-t.qty,
                             d_in_transit=t.qty, unit_cost=m.unit_cost, ref_type="transfer", ref_id=code,
                             reason=m.reason, note=m.note) for t in takes]
+
+    def destination(self, code: str):
+        """A known location, or one another registered site owns by its prefix that this box has not seen yet."""
+        try:
+            return self.location(code)
+        except UnknownLocation:
+            owner = max(((len(prefix), site) for site, prefix in self.conn.execute(
+                "SELECT id, location_prefix FROM site WHERE NOT is_local") if owns(prefix, code)), default=None)
+            if owner is None or not LOCATION_CODE.fullmatch(code):
+                raise
+            self.conn.execute("INSERT INTO location (code, site_id, created_at) VALUES (?, ?, ?)",
+                              (code, owner[1], self.ts))
+            return self.location(code)
 
     def _transfer_in(self, m: Move) -> list[MovementRecord]:
         key = m.transfer.strip()
