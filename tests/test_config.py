@@ -102,8 +102,11 @@ def test_valid_values_are_normalised(tmp_path, section, line, expected):
 # Errors: each names the file, the key, the value and the reason -----------------------------------------------
 
 @pytest.mark.parametrize("text, expected", [
-    pytest.param(MINIMAL + '[mqtt]\nhost = "broker"\n',
-                 "unknown section [mqtt]; known sections: site, database, log", id="unknown section"),
+    pytest.param(MINIMAL + '[mqt]\nhost = "broker"\n',
+                 "unknown section [mqt]; known sections: site, database, log, mqtt", id="unknown section"),
+    pytest.param(MINIMAL + '[mqtt]\nport = 1883\n', "mqtt.host is required", id="mqtt without host"),
+    pytest.param(MINIMAL + '[mqtt]\nhost = "b"\npassword = "x"\n',
+                 "mqtt.password: secrets are never read from the config file", id="mqtt password in toml"),
     pytest.param('site_id = "BER"\n' + MINIMAL, "unknown key site_id outside any section", id="key outside"),
     pytest.param(MINIMAL + 'pth = "data/other.db"\n',
                  "unknown key database.pth; known keys: path, synchronous, busy_timeout_ms", id="unknown key"),
@@ -166,12 +169,12 @@ pth = "data/appliance.db"
 synchronous = "sometimes"
 busy_timeout_ms = true
 
-[mqtt]
+[mqtt_broker]
 host = "broker"
 """)
     errors = load_errors(path)
     assert [e.removeprefix(f"{path}: ").split(":")[0].split(";")[0] for e in errors] == [
-        "unknown section [mqtt]",
+        "unknown section [mqtt_broker]",
         "site.id = 'berlin'",
         "site.timezone = 'Europe/Berlinn'",
         "unknown key database.pth",
@@ -274,21 +277,31 @@ def test_render_effective_round_trips(tmp_path, text):
 
 
 def test_render_effective_documents_every_key(tmp_path):
-    rendered = render_effective(load_config(write(tmp_path / "appliance.toml", MINIMAL)))
+    rendered = render_effective(load_config(write(tmp_path / "appliance.toml", MINIMAL + '[mqtt]\nhost = "b"\n')))
     lines = rendered.splitlines()
     for section, cls in sections():
         assert f"[{section.name}]" in lines
         for f, _ in keys(cls):
-            line = next(i for i, text in enumerate(lines) if text.startswith(f"{f.name} = "))
+            prefix = f"# {f.name} = " if f.metadata.get("secret") or f.default is None else f"{f.name} = "
+            line = next(i for i, text in enumerate(lines) if text.startswith(prefix))
             assert lines[line - 1] == f"# {f.metadata['doc']}"
     assert 'busy_timeout_ms = 15000' in lines and 'name = "BER"' in lines
+    assert "# password = not set  (secret: put it in $CREDENTIALS_DIRECTORY/mqtt-password" in rendered
+
+
+def test_an_absent_mqtt_section_is_rendered_commented_out_and_loads_back_as_sync_off(tmp_path):
+    config = load_config(write(tmp_path / "appliance.toml", MINIMAL))
+    assert config.mqtt is None
+    rendered = render_effective(config)
+    assert "# [mqtt]" in rendered.splitlines() and "\n[mqtt]" not in rendered
+    assert load_config(write(tmp_path / "again.toml", rendered)).mqtt is None
 
 
 def test_every_key_has_a_one_line_description_and_a_supported_type():
     for _, cls in sections():
         for f, type_ in keys(cls):
             assert f.metadata["doc"].strip() and "\n" not in f.metadata["doc"], f.name
-            assert type_ in loader._EXPECTED, f.name
+            assert f.metadata.get("secret") or type_ in loader._EXPECTED, f.name
 
 
 def test_reference_markdown_lists_every_key():

@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from appliance.ledger import sites
 from appliance.sync import identity, messages, tokens
 from appliance.sync.messages import (MESSAGES, BadMessage, FillRequest, FillResponse, Head, HighWaterMarks, Mark,
-                                     Message, MovementBatch, ReleaseRequest, ReserveRequest, ReserveResponse,
+                                     Message, MovementBatch, ReleaseRequest, ReleaseResponse, ReserveRequest, ReserveResponse,
                                      SiteId, Status, decode)
 
 TS = "2026-11-22T10:15:03.120000Z"
@@ -42,6 +42,7 @@ EXAMPLES = [
     ReserveResponse("r-0004", "shopify:5551234:1", "REJECTED", None, 1, None, "nur 1 verfügbar – Żółw"),
     ReserveResponse("r-0005", "shopify:5551234:1", "UNKNOWN", None, None, None, None),
     ReleaseRequest("r-0006", "shopify:5551234:1"),
+    ReleaseResponse("r-0006", "shopify:5551234:1", "RELEASED"),
 ]
 
 
@@ -66,7 +67,7 @@ def test_every_message_round_trips_through_bytes(message):
 def test_every_message_class_has_an_example():
     assert {type(m) for m in EXAMPLES} == set(MESSAGES.values())
     assert set(MESSAGES) == {"mv", "head", "hwm", "status", "fill", "fill_response", "reserve",
-                             "reserve_response", "release"}
+                             "reserve_response", "release", "release_response"}
 
 
 @pytest.mark.parametrize("message, wire", [

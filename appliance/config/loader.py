@@ -15,7 +15,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Callable, TypeVar, overload
 
-from appliance.config.schema import Check, Config, is_required, keys, sections
+from appliance.config.schema import Check, Config, is_optional_section, is_required, keys, sections
 from appliance.config.secrets import read_secret
 from appliance.errors import ConfigError
 
@@ -73,6 +73,7 @@ def parse_config(data: dict[str, Any], *, label: str, base_dir: Path, source: Pa
     """Validate parsed TOML against `schema`. Relative paths are resolved against `base_dir`, never the cwd."""
     errors: list[str] = []
     known = {f.name: cls for f, cls in sections(schema)}
+    optional = {f.name for f, _ in sections(schema) if is_optional_section(f)}
     for name, value in data.items():
         if name in known:
             continue
@@ -82,6 +83,8 @@ def parse_config(data: dict[str, Any], *, label: str, base_dir: Path, source: Pa
             errors.append(f"{label}: unknown key {name} outside any section; known sections: {', '.join(known)}")
     values: dict[str, Any] = {}
     for name, cls in known.items():
+        if name in optional and name not in data:
+            continue   # an optional section that is absent turns its feature off
         table = data.get(name, {})
         if not isinstance(table, dict):
             errors.append(f"{label}: {name} = {table!r}: must be a section, written [{name}]")
@@ -192,7 +195,10 @@ def render_effective(config: Any) -> str:
     its description. Secrets appear only as commented `"***"` lines, so the output loads back unchanged."""
     origin = f" of {toml_value(str(config.source))}" if getattr(config, "source", None) else ""
     header = [f"# Effective configuration{origin}: defaults filled in, secrets masked."]
-    return _render(type(config), header, lambda section, f: getattr(getattr(config, section), f.name))
+    return _render(type(config), header,
+                   lambda section, f: _DEFAULT if getattr(config, section) is None
+                   else getattr(getattr(config, section), f.name),
+                   absent={f.name for f, _ in sections(type(config)) if getattr(config, f.name) is None})
 
 
 def starter_config(site_id: str, site_name: str, db_path: str | Path) -> str:
@@ -205,29 +211,33 @@ def starter_config(site_id: str, site_name: str, db_path: str | Path) -> str:
         "# Relative paths are relative to this file. Passwords never go here: they come from",
         "# $CREDENTIALS_DIRECTORY (systemd LoadCredential=) or the environment.",
     ]
-    text = _render(Config, header, lambda section, f: given.get(section, {}).get(f.name, _DEFAULT))
+    text = _render(Config, header, lambda section, f: given.get(section, {}).get(f.name, _DEFAULT),
+                   absent={f.name for f, _ in sections(Config) if is_optional_section(f)})
     # Refuse to write a file the appliance would then refuse to start with.
     parse_config(tomllib.loads(text), label="new configuration", base_dir=Path("/"))
     return text
 
 
-def _render(schema: type, header: list[str], value_of: Callable[[str, dataclasses.Field], Any]) -> str:
+def _render(schema: type, header: list[str], value_of: Callable[[str, dataclasses.Field], Any],
+            absent: set[str] = frozenset()) -> str:
+    """`absent`: optional sections written commented out, so that uncommenting them turns the feature on."""
     lines = list(header)
     for section, cls in sections(schema):
+        off = "# " if section.name in absent else ""
         lines.append("")
         if "doc" in section.metadata:
             lines.append(f"# {section.metadata['doc']}")
-        lines.append(f"[{section.name}]")
+        lines.append(f"{off}[{section.name}]")
         for f, _ in keys(cls):
             lines.append(f"# {f.metadata['doc']}")
             value = value_of(section.name, f)
             if f.metadata.get("secret"):
                 shown = "not set" if value in (None, _DEFAULT) else '"***"'
                 lines.append(f"# {f.name} = {shown}  ({_secret_origin(f)})")
-            elif value is _DEFAULT:
+            elif value is _DEFAULT or value is None:   # None: an optional key that is not set
                 lines.append(f"# {f.name} = {_default_text(f)}")
             else:
-                lines.append(f"{f.name} = {toml_value(value)}")
+                lines.append(f"{off}{f.name} = {toml_value(value)}")
     return "\n".join(lines) + "\n"
 
 

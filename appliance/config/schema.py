@@ -107,12 +107,42 @@ class LogConfig:
 
 
 @dataclass(frozen=True)
+class MqttConfig:
+    host: str = setting("MQTT broker host name or address")
+    port: int = setting("broker port (8883 is MQTT over TLS, 1883 plain)", 8883, check=in_range(1, 65535))
+    tls: bool = setting("connect with TLS; turn off only for a broker on this box or a test", True)
+    ca_file: Path = setting("CA certificate that signed the broker's certificate", None,
+                            default_doc="the system's CA store")
+    client_cert: Path = setting("client certificate (CN = site id) when the broker requires one", None,
+                                default_doc="none")
+    client_key: Path = setting("private key of client_cert", None, default_doc="none")
+    username: str = setting("broker user name; the broker ACL expects the site id", "", default_doc="the site id")
+    password: str | None = secret("broker password", credential="mqtt-password", env="APPLIANCE_MQTT_PASSWORD")
+    keepalive_s: int = setting("MQTT keepalive: how soon a dead link is noticed, in seconds", 30,
+                               check=in_range(5, 3600))
+    session_expiry_s: int = setting("how long the broker keeps this box's session while it is away, in seconds",
+                                    7 * 24 * 3600, check=in_range(60, 2**32 - 1))
+    batch_size: int = setting("movements per published batch", 200, check=in_range(1, 1000))
+    gap_grace_s: float = setting("how long a gap may last before this box asks a peer to fill it, in seconds",
+                                 2.0, check=in_range(0, 600))
+    recovery_wait_s: float = setting("at start, how long to wait for the peers' high-water marks before "
+                                     "accepting writes when none have arrived, in seconds", 10.0,
+                                     check=in_range(0, 3600))
+    head_interval_s: float = setting("how often the head and high-water marks are re-announced, in seconds", 30.0,
+                                     check=in_range(1, 3600))
+    rpc_timeout_s: float = setting("how long a reserve/release request to another site waits for its answer "
+                                   "before the result is UNKNOWN, in seconds", 5.0, check=in_range(0.1, 600))
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole configuration. Fields typed as a dataclass are TOML sections, in this order."""
 
     site: SiteConfig = field(metadata={"doc": "this box's site"})
     database: DatabaseConfig = field(metadata={"doc": "the SQLite ledger"})
     log: LogConfig = field(default_factory=LogConfig, metadata={"doc": "logging (to stdout, for journald)"})
+    mqtt: MqttConfig | None = field(default=None, metadata={
+        "doc": "the MQTT broker that carries multi-site sync; without this section sync is off"})
     # Not compared: the same settings read from another file are the same configuration.
     source: Path | None = field(default=None, compare=False)
 
@@ -132,9 +162,28 @@ def currency_digits(code: str) -> int:
 
 
 def sections(schema: type = Config) -> list[tuple[dataclasses.Field, type]]:
-    """The TOML sections of `schema`: its fields whose type is a dataclass, with that type."""
+    """The TOML sections of `schema`: its fields whose type is a dataclass (or `dataclass | None`: a section
+    that may be absent), with that dataclass."""
     hints = typing.get_type_hints(schema)
-    return [(f, hints[f.name]) for f in dataclasses.fields(schema) if dataclasses.is_dataclass(hints[f.name])]
+    found = []
+    for f in dataclasses.fields(schema):
+        cls = section_class(hints[f.name])
+        if cls is not None:
+            found.append((f, cls))
+    return found
+
+
+def section_class(hint: Any) -> type | None:
+    if dataclasses.is_dataclass(hint):
+        return hint
+    args = [a for a in typing.get_args(hint) if a is not type(None)]
+    if len(args) == 1 and type(None) in typing.get_args(hint) and dataclasses.is_dataclass(args[0]):
+        return args[0]
+    return None
+
+
+def is_optional_section(f: dataclasses.Field) -> bool:
+    return f.default is None
 
 
 def keys(section: type) -> list[tuple[dataclasses.Field, type]]:

@@ -21,6 +21,7 @@ MAX_TOKEN = 16_384         # the same bound as tokens.MAX_TOKEN; a movement toke
 MAX_TTL_S = 7 * 24 * 3600  # the owner keeps reservation rows 7 days: a hold must not outlive its idempotency record
 STATES = ("online", "offline", "recovering")
 RESERVE_STATUSES = ("HELD", "REJECTED", "UNKNOWN")
+RELEASE_STATUSES = ("RELEASED", "NOT_HELD")
 
 _MISSING: Any = object()
 
@@ -153,6 +154,7 @@ Qty = Annotated[int, integer(1, MAX_QTY)]
 TtlS = Annotated[int, integer(1, MAX_TTL_S)]
 State = Annotated[str, _one_of(*STATES)]
 ReserveStatus = Annotated[str, _one_of(*RESERVE_STATUSES)]
+ReleaseStatus = Annotated[str, _one_of(*RELEASE_STATUSES)]
 Flag = Annotated[bool, _boolean]
 MaybeId = Annotated[int | None, _optional(integer(1, INT64_MAX))]
 # Stock a hold was refused against; signed, since a discrepancy may have driven it below zero.

@@ -13,21 +13,22 @@ from __future__ import annotations
 import dataclasses
 from typing import Annotated
 
-from appliance.sync.checked import (INT64_MAX, MAX_ITEMS, MAX_TOKEN, MAX_TTL_S, RESERVE_STATUSES, STATES, BadMessage,
-                                    Check, Epoch, Flag, Hash, IdemKey, Location, MaybeCount, MaybeId, MaybeReason,
-                                    MaybeTimestamp, MaybeTokens, Qty, ReqId, ReserveStatus, Seq, SiteId, Sku, State,
-                                    Timestamp, Tokens, TtlS, hash_matches_seq, integer)
+from appliance.sync.checked import (INT64_MAX, MAX_ITEMS, MAX_TOKEN, MAX_TTL_S, RELEASE_STATUSES, RESERVE_STATUSES,
+                                    STATES, BadMessage, Check, Epoch, Flag, Hash, IdemKey, Location, MaybeCount,
+                                    MaybeId, MaybeReason, MaybeTimestamp, MaybeTokens, Qty, ReleaseStatus, ReqId,
+                                    ReserveStatus, Seq, SiteId, Sku, State, Timestamp, Tokens, TtlS,
+                                    hash_matches_seq, integer)
 from appliance.sync.wire import MESSAGES, Mark, Marks, Message, Record, decode
 
 __all__ = [
     # Re-exported from checked.py and wire.py: callers import them from here.
-    "INT64_MAX", "MAX_ITEMS", "MAX_TOKEN", "MAX_TTL_S", "RESERVE_STATUSES", "STATES", "BadMessage", "Check",
+    "INT64_MAX", "MAX_ITEMS", "MAX_TOKEN", "MAX_TTL_S", "RELEASE_STATUSES", "RESERVE_STATUSES", "STATES", "BadMessage", "Check",
     "Epoch", "Flag", "Hash", "IdemKey", "Location", "MaybeCount", "MaybeId", "MaybeReason", "MaybeTimestamp",
-    "MaybeTokens", "Marks", "Qty", "ReqId", "ReserveStatus", "Seq", "SiteId", "Sku", "State", "Timestamp",
+    "MaybeTokens", "Marks", "Qty", "ReleaseStatus", "ReqId", "ReserveStatus", "Seq", "SiteId", "Sku", "State", "Timestamp",
     "Tokens", "TtlS", "MESSAGES", "Mark", "Message", "Record", "decode",
     # Defined here.
     "MovementBatch", "Head", "HighWaterMarks", "Status", "FillRequest", "FillResponse", "ReserveRequest",
-    "ReserveResponse", "ReleaseRequest",
+    "ReserveResponse", "ReleaseRequest", "ReleaseResponse",
 ]
 
 
@@ -161,3 +162,16 @@ class ReleaseRequest(Message):
     topic_kind = "req"
     req_id: ReqId
     idem_key: IdemKey
+
+
+@dataclasses.dataclass(frozen=True)
+class ReleaseResponse(Message):
+    """The owner's answer to a release. NOT_HELD: nothing was held under idem_key any more (never reserved,
+    already released, consumed or expired); a retried release gets RELEASED again, not NOT_HELD."""
+
+    name = "release_response"
+    topic_kind = "resp"
+    req_id: ReqId
+    idem_key: IdemKey
+    status: ReleaseStatus
+    reason: MaybeReason = None
