@@ -1,0 +1,57 @@
+"""`appliance agent`: the long-running process of a box (DESIGN.md §1). Today it hosts multi-site sync and the
+expiry of reservations; the scanner readers, the print spooler and the scheduler join it.
+
+Sync is on when the config has an [mqtt] section. The agent then first refuses local writes until it knows
+whether its peers hold movements of this site that this box lacks (a restored backup), pulls them back,
+and only then lets the dock write again (Engine.begin_recovery).
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+
+from appliance.app import App
+from appliance.sync.engine import Engine
+from appliance.sync.link import Link
+from appliance.sync.messages import Status
+
+logger = logging.getLogger(__name__)
+
+EXPIRE_INTERVAL_S = 30.0
+
+
+def run_agent(app: App, stop: threading.Event | None = None) -> int:
+    stop = stop or threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    site = app.config.site.id
+    mqtt = app.config.mqtt
+    ledger = app.ledger
+    if mqtt is None:
+        # A box whose sync was turned off must not stay locked by an unfinished recovery.
+        app.db.execute_sql("UPDATE site SET recovering = 0 WHERE id = ?", (site,))
+        logger.info("agent for %s started; sync is off (no [mqtt] section)", site)
+        while not stop.wait(EXPIRE_INTERVAL_S):
+            ledger.expire_reservations()
+        return 0
+    link = Link(site, mqtt, mqtt.password)
+    engine = Engine(ledger, mqtt, link)
+    engine.begin_recovery()
+    link.start()
+    logger.info("agent for %s started; sync with %s:%d", site, mqtt.host, mqtt.port)
+    next_expiry = time.monotonic() + EXPIRE_INTERVAL_S
+    try:
+        while not stop.is_set():
+            engine.turn()
+            if time.monotonic() >= next_expiry and engine.recovering_until is None:
+                next_expiry = time.monotonic() + EXPIRE_INTERVAL_S
+                ledger.expire_reservations()
+    finally:
+        link.stop(Status(site, "offline"))
+        if engine.recovering_until is not None:
+            logger.warning("stopped before recovery finished: writes stay refused until the agent runs again")
+        logger.info("agent stopped")
+    return 0
