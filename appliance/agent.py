@@ -9,7 +9,9 @@ and only then lets the dock write again (Engine.begin_recovery).
 from __future__ import annotations
 
 import logging
+import os
 import signal
+import socket
 import threading
 import time
 
@@ -23,6 +25,18 @@ logger = logging.getLogger(__name__)
 EXPIRE_INTERVAL_S = 30.0
 
 
+def notify_systemd(state: str) -> None:
+    """sd_notify(3) without a dependency: one datagram to $NOTIFY_SOCKET when systemd set it."""
+    address = os.environ.get("NOTIFY_SOCKET")
+    if not address:
+        return
+    if address.startswith("@"):
+        address = "\0" + address[1:]   # abstract namespace
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        sock.connect(address)
+        sock.sendall(state.encode())
+
+
 def run_agent(app: App, stop: threading.Event | None = None) -> int:
     stop = stop or threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -31,6 +45,7 @@ def run_agent(app: App, stop: threading.Event | None = None) -> int:
     mqtt = app.config.mqtt
     ledger = app.ledger
     if mqtt is None:
+        notify_systemd("READY=1")
         # A box whose sync was turned off must not stay locked by an unfinished recovery.
         app.db.execute_sql("UPDATE site SET recovering = 0 WHERE id = ?", (site,))
         logger.info("agent for %s started; sync is off (no [mqtt] section)", site)
@@ -40,6 +55,9 @@ def run_agent(app: App, stop: threading.Event | None = None) -> int:
     link = Link(site, mqtt, mqtt.password)
     engine = Engine(ledger, mqtt, link)
     engine.begin_recovery()
+    # Ready only now: units that write (the web app) are ordered after the agent, so that a box restored
+    # from a backup cannot take a write before the agent has locked them out (systemd Type=notify).
+    notify_systemd("READY=1")
     link.start()
     logger.info("agent for %s started; sync with %s:%d", site, mqtt.host, mqtt.port)
     next_expiry = time.monotonic() + EXPIRE_INTERVAL_S

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -42,6 +43,7 @@ class Box:
         self.port = port
         self.mqtt = {**FAST, **mqtt}
         self.proc: subprocess.Popen | None = None
+        self.notify: socket.socket | None = None
         self._ledger = None
         build_box(self.db_path, site, peers)
         self.write_config()
@@ -56,18 +58,38 @@ class Box:
     # --- the agent process ----------------------------------------------------------------------------------
 
     def start(self) -> None:
-        env = {**os.environ, "APPLIANCE_SITE_KEY": site_key(self.site).to_json(), "PYTHONUNBUFFERED": "1"}
+        self._close_notify()
+        path = self.dir / "notify.sock"
+        path.unlink(missing_ok=True)
+        self.notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.notify.bind(str(path))
+        env = {**os.environ, "APPLIANCE_SITE_KEY": site_key(self.site).to_json(), "PYTHONUNBUFFERED": "1",
+               "NOTIFY_SOCKET": str(self.dir / "notify.sock")}
         log = self.log_path.open("a")
         self.proc = subprocess.Popen([sys.executable, "-m", "appliance", "--config", str(self.config_path), "agent"],
                                      cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
                                      start_new_session=True)
         log.close()
 
+    def wait_ready(self, timeout: float = 15.0) -> None:
+        """Until the agent says READY=1 on the notify socket, as it does to systemd."""
+        self.notify.settimeout(timeout)
+        try:
+            assert self.notify.recv(64) == b"READY=1"
+        except TimeoutError:
+            raise AssertionError(f"{self.site} agent not ready:\n{self.log_text()[-2000:]}") from None
+
     def kill(self, sig: int = signal.SIGKILL) -> None:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.send_signal(sig)
             self.proc.wait(timeout=15)
         self.proc = None
+        self._close_notify()
+
+    def _close_notify(self) -> None:
+        if self.notify is not None:
+            self.notify.close()
+            self.notify = None
 
     def stop(self) -> None:
         self.kill(signal.SIGTERM)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 
 from appliance.commands.output import info, print_json, print_table
@@ -45,6 +46,10 @@ def register(commands) -> None:
 
 def cmd_agent(args, ctx) -> int:
     from appliance.agent import run_agent
+    level = args.log_level or ctx.config.log.level
+    logging.getLogger().setLevel(level)
+    # peewee logs every statement at DEBUG: many per movement, which would drown the agent's own lines.
+    logging.getLogger("peewee").setLevel(max(logging.getLevelName(level), logging.INFO))
     return run_agent(ctx.app)
 
 

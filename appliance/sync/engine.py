@@ -89,7 +89,11 @@ class Engine:
         except queue.Empty:
             event = None
         while event is not None:
-            self._handle(event)
+            try:
+                self._handle(event)
+            except Exception:
+                # One bad event must not stop sync; what it carried is re-sent or re-asked for from the ledgers.
+                logger.exception("sync: handling %s failed", type(event).__name__)
             try:
                 event = self.link.events.get_nowait()
             except queue.Empty:
@@ -111,7 +115,10 @@ class Engine:
             self._send_requests(now)
         if now >= self._timers["peers"]:
             self._timers["peers"] = now + PEER_SAVE_INTERVAL_S
-            self._save_peers()
+            try:
+                self._save_peers()
+            except Exception:
+                logger.exception("sync: saving the peer view failed")
 
     def _handle(self, event) -> None:
         if isinstance(event, Connected):
@@ -142,6 +149,10 @@ class Engine:
             return
         if topic.publisher == self.site:
             return   # our own retained head/hwm/status coming back after a (re)subscribe
+        if not self.inbox.knows(topic.publisher):
+            raise_alarm(conn, topic.publisher, "unknown_site",
+                        f"{event.topic}: {topic.publisher} is not in the site registry (`appliance site add`)")
+            return
         if not event.payload:
             return   # a cleared retained message
         try:

@@ -60,6 +60,13 @@ class Inbox:
         self._replica: Replica | None = None
         self.reload()
 
+    def knows(self, site: str) -> bool:
+        """Whether `site` has a registered key; the registry is re-read before saying no."""
+        if any(key.site == site for key in self._keys.values()):
+            return True
+        self.reload()
+        return any(key.site == site for key in self._keys.values())
+
     def reload(self) -> None:
         """Re-read keys and prefixes: `appliance site add` may have run while the agent was up."""
         keys = {}

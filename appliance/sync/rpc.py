@@ -38,10 +38,18 @@ def answer_reserve(ledger: Ledger, requester: str, req: ReserveRequest) -> Reser
     if owner is None or owner[0] != ledger.site_id:
         return ReserveResponse(req.req_id, req.idem_key, "REJECTED",
                                reason=f"{req.location} is not a location of {ledger.site_id}")
+    op_id = op_id_for(requester, req.idem_key)
+    earlier = _reservation_of(conn, op_id, ledger.site_id)
+    if earlier is not None:
+        # A retry (the answer was lost): the hold made the first time, whatever became of it since.
+        res_id, status, expires_at = earlier
+        if status != "held":
+            return ReserveResponse(req.req_id, req.idem_key, "REJECTED", reason=f"reservation {res_id} is {status}")
+        return ReserveResponse(req.req_id, req.idem_key, "HELD", reservation_id=res_id, expires_at=expires_at)
     expires = clock.to_ts(clock.utcnow() + timedelta(seconds=req.ttl_s))
     try:
         result = ledger.reserve(req.sku, req.location, req.qty, ref=f"{requester}:{req.idem_key}"[:200],
-                                expires_at=expires, op_id=op_id_for(requester, req.idem_key),
+                                expires_at=expires, op_id=op_id,
                                 device=f"sync:{requester}")
     except InsufficientStock as exc:
         return ReserveResponse(req.req_id, req.idem_key, "REJECTED", available=max(exc.details["available"], 0),
@@ -55,12 +63,15 @@ def answer_reserve(ledger: Ledger, requester: str, req: ReserveRequest) -> Reser
     return ReserveResponse(req.req_id, req.idem_key, "HELD", reservation_id=res_id, expires_at=expires_at)
 
 
+def _reservation_of(conn, op_id: str, site: str) -> tuple | None:
+    return conn.execute(
+        "SELECT r.id, r.status, r.expires_at FROM movement m JOIN reservation r ON r.id = CAST(m.ref_id AS INTEGER)"
+        " WHERE m.op_id = ? AND m.origin = ? AND m.kind = 'reserve'", (op_id, site)).fetchone()
+
+
 def answer_release(ledger: Ledger, requester: str, req: ReleaseRequest) -> ReleaseResponse:
     conn = ledger.db.connection()
-    row = conn.execute(
-        "SELECT r.id, r.status FROM movement m JOIN reservation r ON r.id = CAST(m.ref_id AS INTEGER)"
-        " WHERE m.op_id = ? AND m.origin = ? AND m.kind = 'reserve'",
-        (op_id_for(requester, req.idem_key), ledger.site_id)).fetchone()
+    row = _reservation_of(conn, op_id_for(requester, req.idem_key), ledger.site_id)
     release_op = op_id_for(requester, req.idem_key, "rpc-release")
     done = conn.execute("SELECT 1 FROM op WHERE op_id = ?", (release_op,)).fetchone()
     if done:

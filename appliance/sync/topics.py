@@ -147,4 +147,4 @@ def subscriptions(site: str) -> list[str]:
 
 def acl_lines() -> list[str]:
     """Mosquitto ACL: a site (username = certificate CN = site id) writes only under its own id, reads all."""
-    return [f"pattern write {PREFIX}/%u/#", f"topic read {PREFIX}/#"]
+    return [f"pattern write {PREFIX}/%u/#", f"pattern read {PREFIX}/#"]
