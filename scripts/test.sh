@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # System packages the test suite drives for real (the sync issue adds mosquitto, the web issue chromium).
-apt_packages=(mosquitto mosquitto-clients openssl)
+apt_packages=(mosquitto mosquitto-clients openssl shellcheck)
 missing=()
 for pkg in "${apt_packages[@]}"; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

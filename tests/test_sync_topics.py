@@ -117,7 +117,7 @@ def test_a_site_subscribes_to_every_broadcast_and_to_what_is_addressed_to_it():
 
 
 def test_the_acl_lets_a_site_publish_under_its_own_id_only_and_read_everything():
-    assert topics.acl_lines() == ["pattern write wh/v1/%u/#", "topic read wh/v1/#"]
+    assert topics.acl_lines() == ["pattern write wh/v1/%u/#", "pattern read wh/v1/#"]   # "topic read" binds anonymous clients only
     write, read = (line.split()[-1] for line in topics.acl_lines())
     for topic in EVERY_TOPIC:
         publisher = topics.parse(topic).publisher

@@ -127,7 +127,11 @@ class Engine:
             # Re-announce: a broker that lost its state lost the retained head/hwm too.
             self._timers["head"] = 0.0
             self._hwm_dirty = True
-            self.pushed = outbox.head_of(self.db.connection(), self.site).seq
+            if self.pushed == 0:
+                # First connection of this process: the history went out before; the rewind below re-sends
+                # what the slowest peer lacks. After a reconnect, `pushed` is what went out before the break.
+                self.pushed = outbox.head_of(self.db.connection(), self.site).seq
+            self._force_publish = True
             self.rewind_at = time.monotonic() + REWIND_SETTLE_S
             self.rpc_sent.clear()
         elif isinstance(event, Disconnected):
