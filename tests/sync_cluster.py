@@ -21,6 +21,7 @@ from pathlib import Path
 
 from sync_sites import build_box, open_box, site_key
 
+from appliance.config.loader import toml_value
 from appliance.ledger import queries
 from appliance.ledger.check import check
 from appliance.ledger.db import open_db
@@ -33,7 +34,8 @@ FAST = {"gap_grace_s": 0.3, "recovery_wait_s": 3.0, "head_interval_s": 1.0, "rpc
 
 
 class Box:
-    def __init__(self, root: Path, site: str, peers: list[str], port: int, **mqtt: object) -> None:
+    def __init__(self, root: Path, site: str, peers: list[str], port: int, env: dict | None = None,
+                 **mqtt: object) -> None:
         self.site = site
         self.dir = root / site
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -42,6 +44,7 @@ class Box:
         self.log_path = self.dir / "agent.log"
         self.port = port
         self.mqtt = {**FAST, **mqtt}
+        self.env = env or {}
         self.proc: subprocess.Popen | None = None
         self.notify: socket.socket | None = None
         self._ledger = None
@@ -50,9 +53,9 @@ class Box:
 
     def write_config(self, port: int | None = None) -> None:
         self.port = port or self.port
-        lines = [f'[site]\nid = "{self.site}"\n', f'[database]\npath = "{self.db_path}"\n',
-                 f'[mqtt]\nhost = "127.0.0.1"\nport = {self.port}\ntls = false']
-        lines += [f"{key} = {value}" for key, value in self.mqtt.items()]
+        mqtt = {"host": "127.0.0.1", "port": self.port, "tls": False, **self.mqtt}
+        lines = [f'[site]\nid = "{self.site}"\n', f'[database]\npath = "{self.db_path}"\n', "[mqtt]"]
+        lines += [f"{key} = {toml_value(value)}" for key, value in mqtt.items()]
         self.config_path.write_text("\n".join(lines) + '\n[log]\nlevel = "DEBUG"\n', encoding="utf-8")
 
     # --- the agent process ----------------------------------------------------------------------------------
@@ -64,7 +67,7 @@ class Box:
         self.notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self.notify.bind(str(path))
         env = {**os.environ, "APPLIANCE_SITE_KEY": site_key(self.site).to_json(), "PYTHONUNBUFFERED": "1",
-               "NOTIFY_SOCKET": str(self.dir / "notify.sock")}
+               "NOTIFY_SOCKET": str(self.dir / "notify.sock"), **self.env}
         log = self.log_path.open("a")
         self.proc = subprocess.Popen([sys.executable, "-m", "appliance", "--config", str(self.config_path), "agent"],
                                      cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,

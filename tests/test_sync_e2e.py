@@ -358,3 +358,25 @@ def test_a_reserve_whose_answer_is_lost_is_unknown_then_retried_with_the_same_ke
         assert rows[key]["attempts"] >= 2
         wait_converged(boxes.values())
         check_invariants(boxes.values())
+
+
+def test_the_production_path_tls_client_certificates_passwords_and_the_shipped_acl(tmp_path):
+    from sync_cluster import Box
+    passwords = {"BER": "pw-ber", "WAW": "pw-waw"}
+    with Broker(tmp_path / "tls-broker", passwords=passwords, acl=True, tls=True) as secure:
+        boxes = {}
+        for site, peer in (("BER", "WAW"), ("WAW", "BER")):
+            cert, key = secure.client_cert(site)
+            boxes[site] = Box(tmp_path, site, [peer], secure.port, env={"APPLIANCE_MQTT_PASSWORD": passwords[site]},
+                              tls=True, ca_file=str(secure.ca_file), client_cert=str(cert), client_key=str(key))
+        try:
+            for box in boxes.values():
+                box.start()
+            burst(boxes["BER"], 20)
+            burst(boxes["WAW"], 20)
+            wait_converged(boxes.values())
+            check_invariants(boxes.values())
+        finally:
+            for box in boxes.values():
+                box.kill()
+                box.close()
