@@ -128,8 +128,7 @@ def request_release(db: peewee.SqliteDatabase, reserve_key: str, *, deadline_s: 
 def due_requests(db: peewee.SqliteDatabase) -> list[tuple]:
     """Requests the agent still has to (re)send: (idem_key, action, owner, sku, location, qty, ttl_s, reserve_key)."""
     now = clock.now_ts()
-    db.execute_sql("UPDATE remote_request SET status = CASE status WHEN 'PENDING' THEN 'UNKNOWN' ELSE status END,"
-                   " reason = coalesce(reason, 'no answer before the deadline')"
+    db.execute_sql("UPDATE remote_request SET status = 'UNKNOWN', reason = 'no answer before the deadline'"
                    " WHERE status IN ('PENDING', 'UNKNOWN') AND deadline < ? AND reason IS NULL", (now,))
     return db.execute_sql(
         "SELECT idem_key, action, owner, sku, location, qty, ttl_s, reserve_key FROM remote_request"
