@@ -24,3 +24,24 @@ def test_bench_ledger_quick_prints_one_json_object_with_every_target(tmp_path):
         assert isinstance(target["target"], str) and isinstance(target["met"], bool), name
     # The benchmark's own sanity check: every arm wrote the same ledger, and check() found nothing.
     assert result["posts"]["sanity"]["check_empty"] is True
+
+
+def test_bench_sync_quick_prints_one_json_object_with_every_target():
+    import os
+    import shutil
+
+    import pytest
+    if not (os.access("/usr/sbin/mosquitto", os.X_OK) or shutil.which("mosquitto")):
+        pytest.skip("mosquitto is not installed")
+    done = subprocess.run([sys.executable, str(REPO / "scripts" / "bench_sync.py"), "--quick"],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout)
+    assert result["benchmark"] == "sync"
+    assert set(result["targets"]) == {"lag_p99_ms", "catchup_mv_per_s", "post_rate_signed_ratio"}
+    for name, target in result["targets"].items():
+        assert isinstance(target["measured"], (int, float)) and not isinstance(target["measured"], bool), name
+        assert isinstance(target["target"], str) and isinstance(target["met"], bool), name
+    # The benchmark's own sanity check: WAW holds BER's whole log, and check() found nothing on it.
+    assert result["sanity"]["ok"] is True, result["sanity"]
+    assert result["sanity"]["waw_check_empty"] is True

@@ -41,7 +41,7 @@ def check(conn: sqlite3.Connection, *, signatures: bool = False) -> list[Differe
     if own_tx:
         conn.execute("BEGIN")
     try:
-        chains = [Difference(*problem) for problem in chain_problems(conn, signatures=signatures)]
+        chains = [Difference(*problem) for problem in chain_problems(conn, deep=signatures)]
         return _stock(conn) + _sequences(conn) + _reservations(conn) + _transfers(conn) + chains
     finally:
         if own_tx:
