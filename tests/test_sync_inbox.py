@@ -15,7 +15,7 @@ from appliance.ledger.movement_token import encode_body, parse_body
 from appliance.ledger.requests import Move
 from appliance.sync.alarms import alarms
 from appliance.sync.inbox import Inbox
-from appliance.sync.identity import SigningKey
+from appliance.sync.identity import PublicKey, SigningKey
 from appliance.sync.tokens import open_token, sign
 
 
@@ -209,3 +209,31 @@ def test_a_restored_box_takes_its_own_movements_back_from_a_peer(boxes, tmp_path
     assert restored.post(Move("receive", sku="DOG-5", location="BER-A-02", qty=1)).movements[0].seq == 6
     assert restored.transfer("DOG-5", "BER-A-01", "WAW-A-01", 1).movements[0].ref_id == "BER-TR-000002"
     consistent(restored)
+
+
+def test_a_contiguous_run_costs_one_signature_check(boxes, monkeypatch):
+    ber, waw = boxes["BER"], boxes["WAW"]
+    waw_day(waw)
+    calls = []
+    real = PublicKey.verify
+    monkeypatch.setattr(PublicKey, "verify", lambda self, sig, data: calls.append(1) or real(self, sig, data))
+    outcome = Inbox(ber.db, "BER").receive(all_tokens(waw.db, "WAW"))
+    assert outcome.applied == {"WAW": 6} and len(calls) == 1
+    calls.clear()
+    assert Inbox(ber.db, "BER").receive(all_tokens(waw.db, "WAW")).duplicates == 6 and calls == []
+
+
+def test_a_forged_anchor_does_not_vouch_for_the_run_but_genuine_tokens_still_apply(boxes):
+    ber, waw = boxes["BER"], boxes["WAW"]
+    waw_day(waw)
+    tokens = all_tokens(waw.db, "WAW")
+    genuine = parse_body(open_token(tokens[-1], {site_key("WAW").kid: site_key("WAW").public})[1])
+    forged_last = sign(encode_body(genuine._replace(d_on_hand=99)), SigningKey.from_seed("WAW#1", bytes(32)))
+    outcome = Inbox(ber.db, "BER").receive(tokens[:-1] + [forged_last])
+    assert outcome.applied == {"WAW": 5} and outcome.rejected == 1
+    # A tampered token in the middle breaks the chain there: what follows it waits, nothing wrong applies.
+    box = boxes["PAR"]
+    middle = tokens[2][:-4] + ("AAAA" if not tokens[2].endswith("AAAA") else "BBBB")
+    outcome = Inbox(box.db, "PAR").receive(tokens[:2] + [middle] + tokens[3:])
+    assert outcome.applied == {"WAW": 2} and outcome.rejected == 1 and outcome.early == 3
+    consistent(ber, box)

@@ -106,9 +106,6 @@ class Replica:
             if to_owner is None:
                 raise Unresolvable(f"destination {b.to_location} belongs to no registered site "
                                    "(add that site with `appliance site add`)")
-        variant_id = self._variant_id(b.sku, b.origin, b.ts)
-        loc_id = self._location_id(b.location, b.origin, b.ts)
-        to_id = self._location_id(b.to_location, to_owner, b.ts) if to_owner else None
         reverses_id = None
         if b.reverses is not None:
             origin, epoch, seq = GLOBAL_ID.fullmatch(b.reverses).groups()
@@ -117,6 +114,10 @@ class Replica:
             if row is None:
                 raise Unresolvable(f"reverses {b.reverses}, which this box does not hold")
             reverses_id = row[0]
+        # Nothing is written above this line, so an Unresolvable movement leaves no trace (no savepoint needed).
+        variant_id = self._variant_id(b.sku, b.origin, b.ts)
+        loc_id = self._location_id(b.location, b.origin, b.ts)
+        to_id = self._location_id(b.to_location, to_owner, b.ts) if to_owner else None
         self.conn.execute(_INSERT, (
             b.origin, b.epoch, b.seq, b.op_id, b.kind, variant_id, loc_id, to_id, b.lot, b.expiry, b.d_on_hand,
             b.d_reserved, b.d_in_transit, b.unit_cost, b.ref_type, b.ref_id, reverses_id, b.reason, b.note, b.user,
