@@ -56,8 +56,11 @@ class Body(NamedTuple):
 BODY_FIELDS = Body._fields
 
 
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+
+
 def encode_body(body: Body) -> bytes:
-    return json.dumps(dict(zip(BODY_FIELDS, body)), separators=(",", ":"), ensure_ascii=False).encode()
+    return _ENCODER.encode(dict(zip(BODY_FIELDS, body))).encode()
 
 
 class Signer:

@@ -209,12 +209,11 @@ class Operations(ReservationOps, TransferOps):
                note: str | None = None) -> MovementRecord:
         # The site row is the sequence: bumped in this transaction, so numbers are gapless and never reused.
         # It refuses while the agent pulls this site's own movements back from peers (boot recovery).
-        found = self.conn.execute(
-            "UPDATE site SET head_seq = head_seq + 1 WHERE id = ? AND NOT recovering"
-            " RETURNING epoch, head_seq, head_hash", (self.site,)).fetchone()
-        if found is None:
+        found = self.conn.execute("SELECT epoch, head_seq, head_hash, recovering FROM site WHERE id = ?",
+                                  (self.site,)).fetchone()
+        if found[3]:
             raise Recovering(self.site)
-        epoch, seq, prev = found
+        epoch, seq, prev = found[0], found[1] + 1, found[2]
         to_code = to.code if to else None
         token = digest = None
         if self.signer is not None:
@@ -223,7 +222,10 @@ class Operations(ReservationOps, TransferOps):
                 1, self.site, epoch, seq, prev, kind, v.sku, loc.code, to_code, lot, expiry, d_on_hand, d_reserved,
                 d_in_transit, unit_cost, ref_type, ref_id, reverses, reason, note, self.user, self.device,
                 self.op_id, self.ts))
-            self.conn.execute("UPDATE site SET head_hash = ? WHERE id = ?", (digest, self.site))
+        # One write of the site row per movement: it is the sequence (inside BEGIN IMMEDIATE no other writer
+        # can read the same head_seq) and the head of the hash chain.
+        self.conn.execute("UPDATE site SET head_seq = ?, head_hash = coalesce(?, head_hash) WHERE id = ?",
+                          (seq, digest, self.site))
         to_id = to.id if to else None
         cur = self.conn.execute(_INSERT_MOVEMENT, (
             self.site, epoch, seq, self.op_id, kind, v.id, loc.id, to_id, lot, expiry,
