@@ -52,6 +52,23 @@ def test_steady_state_both_sites_see_each_other(cluster):
         t.join()
     wait_converged(boxes.values(), timeout=20)
     check_invariants(boxes.values())
+    # What the admin sees: the peer online, nothing behind (the agent saves its view every second).
+    import json
+    import subprocess
+    import sys
+    import time
+    deadline = time.monotonic() + 10
+    while True:
+        done = subprocess.run([sys.executable, "-m", "appliance", "--config", str(ber.config_path), "sync", "status",
+                               "--json"], capture_output=True, text=True, timeout=30)
+        peer = json.loads(done.stdout)["peers"][0]
+        if (peer["state"], peer["head"], peer["has_of_ours"]) == ("online", waw.heads()["WAW"][1],
+                                                                   ber.heads()["BER"][1]):
+            break
+        assert time.monotonic() < deadline, peer
+        time.sleep(0.2)
+    assert (peer["site"], peer["lag_movements"], peer["quarantined"]) == ("WAW", 0, False)
+    assert peer["last_heard"]
 
 
 def receive(box, qty=1, sku="DOG-5", bin_="A-01", **kw):
