@@ -24,10 +24,16 @@ from pathlib import Path
 
 import peewee
 import pytest
+from hypothesis import HealthCheck, settings
 from workers import SITE, SITE_KEY, FakeClock, populate
 
 from appliance.ledger.db import open_db
 from appliance.ledger.service import Ledger
+
+
+# The test machines are shared: time limits on example generation and on each example fail for load, not bugs.
+settings.register_profile("shared-machine", suppress_health_check=[HealthCheck.too_slow], deadline=None)
+settings.load_profile("shared-machine")
 
 
 @pytest.fixture
