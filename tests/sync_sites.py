@@ -5,7 +5,7 @@ registered the way `appliance site add` registers it.
 - `site_key(site)`: the fixed signing key of a test site (same in every process).
 - `build_box(path, site, peers)`: create the database at `path` for `site`, registering `peers`.
 - `open_box(path, site)`: a `Ledger` for that database (close with `ledger.db.close()`).
-- `copy_all(src_db, dst_inbox, origin)`: hand every token of `origin` that `src_db` holds to an inbox.
+- `all_tokens(db, origin)`: every stored token of `origin` in `db`, in order (what a fill would hand over).
 """
 
 from __future__ import annotations

@@ -3,13 +3,28 @@
 
 from __future__ import annotations
 
+import json
+import shutil
+import subprocess
+import sys
 import threading
+import time
 
+import paho.mqtt.client as mqtt
 import pytest
 from brokers import Broker, mosquitto_available
-from sync_cluster import check_invariants, make_boxes, wait_converged
+from mqtt_proxy import MqttFaultProxy
+from sync_cluster import Box, check_invariants, make_boxes, wait_converged
+from sync_sites import all_tokens, open_box, site_key
 
+from appliance.errors import InsufficientStock
+from appliance.ledger import queries
+from appliance.ledger.movement_token import encode_body, parse_body
 from appliance.ledger.requests import Move
+from appliance.sync import rpc, topics
+from appliance.sync.identity import SigningKey
+from appliance.sync.messages import MovementBatch
+from appliance.sync.tokens import open_token, sign
 
 pytestmark = pytest.mark.skipif(not mosquitto_available(), reason="mosquitto is not installed")
 
@@ -53,20 +68,12 @@ def test_steady_state_both_sites_see_each_other(cluster):
     wait_converged(boxes.values(), timeout=20)
     check_invariants(boxes.values())
     # What the admin sees: the peer online, nothing behind (the agent saves its view every second).
-    import json
-    import subprocess
-    import sys
-    import time
-    deadline = time.monotonic() + 10
-    while True:
+    def peer_view():
         done = subprocess.run([sys.executable, "-m", "appliance", "--config", str(ber.config_path), "sync", "status",
                                "--json"], capture_output=True, text=True, timeout=30)
-        peer = json.loads(done.stdout)["peers"][0]
-        if (peer["state"], peer["head"], peer["has_of_ours"]) == ("online", waw.heads()["WAW"][1],
-                                                                   ber.heads()["BER"][1]):
-            break
-        assert time.monotonic() < deadline, peer
-        time.sleep(0.2)
+        return json.loads(done.stdout)["peers"][0]
+    peer = eventually(peer_view, lambda p: (p["state"], p["head"], p["has_of_ours"]) == (
+        "online", waw.heads()["WAW"][1], ber.heads()["BER"][1]), timeout=10)
     assert (peer["site"], peer["lag_movements"], peer["quarantined"]) == ("WAW", 0, False)
     assert peer["last_heard"]
 
@@ -81,8 +88,6 @@ def burst(box, n, **kw):
 
 
 def test_no_oversell_with_two_scanners_at_one_site_and_two_sites_racing(cluster):
-    from appliance.errors import InsufficientStock
-    from appliance.sync import rpc
     boxes = cluster()
     for box in boxes.values():
         box.start()
@@ -91,7 +96,6 @@ def test_no_oversell_with_two_scanners_at_one_site_and_two_sites_racing(cluster)
     shipped = []
 
     def scanner():
-        from sync_sites import open_box
         ledger = open_box(ber.db_path, "BER")   # its own connection, as a second gun's process would have
         try:
             for _ in range(8):
@@ -115,16 +119,20 @@ def test_no_oversell_with_two_scanners_at_one_site_and_two_sites_racing(cluster)
     check_invariants(boxes.values())
 
 
-def wait_for_requests(box, keys, timeout=30.0):
-    import time
-    from appliance.sync import rpc
+def eventually(read, done, timeout: float = 30.0):
+    """Poll `read()` until `done(value)`; returns the value, or fails showing the last one."""
     deadline = time.monotonic() + timeout
     while True:
-        rows = {r["idem_key"]: r for r in rpc.list_requests(box.ledger.db)}
-        if all(rows[k]["status"] in rpc.FINAL for k in keys):
-            return rows
-        assert time.monotonic() < deadline, f"remote requests still open: {[rows[k] for k in keys]}"
+        value = read()
+        if done(value):
+            return value
+        assert time.monotonic() < deadline, f"still not there after {timeout}s: {str(value)[-3000:]}"
         time.sleep(0.05)
+
+
+def wait_for_requests(box, keys, timeout=30.0):
+    return eventually(lambda: {r["idem_key"]: r for r in rpc.list_requests(box.ledger.db)},
+                      lambda rows: all(rows[k]["status"] in rpc.FINAL for k in keys), timeout)
 
 
 def test_receiver_killed_mid_apply_and_origin_killed_between_commit_and_publish(cluster):
@@ -172,8 +180,6 @@ def test_a_tiny_broker_queue_loses_nothing_for_a_peer_offline_for_2000_movements
             receive(ber)
             wait_converged(boxes.values())
             waw.stop()               # its session stays on the broker, which queues at most 5 messages
-            with ber.ledger.db.atomic("IMMEDIATE"):
-                pass
             for i in range(2000):
                 receive(ber)
             waw.start()
@@ -211,11 +217,7 @@ def test_a_gap_is_filled_by_a_third_site_while_the_origin_is_offline(cluster):
     wait_converged([ber, waw])
     ber.stop()
     par.start()
-    import time
-    deadline = time.monotonic() + 30
-    while par.heads()["BER"] != ber.heads()["BER"]:
-        assert time.monotonic() < deadline, par.log_text()[-3000:]
-        time.sleep(0.05)
+    eventually(lambda: par.heads()["BER"], lambda head: head == ber.heads()["BER"])
     assert "asking WAW for BER" in par.log_text()
     ber.start()
     wait_converged(boxes.values())
@@ -223,8 +225,6 @@ def test_a_gap_is_filled_by_a_third_site_while_the_origin_is_offline(cluster):
 
 
 def test_duplicated_reordered_and_dropped_messages_through_a_proxy(cluster, broker):
-    import time
-    from mqtt_proxy import MqttFaultProxy
     with MqttFaultProxy("127.0.0.1", broker.port, seed=3) as proxy:
         boxes = cluster(batch_size=1)              # one movement per message: many messages to hit
         ber, waw = boxes["BER"], boxes["WAW"]
@@ -254,13 +254,6 @@ def test_duplicated_reordered_and_dropped_messages_through_a_proxy(cluster, brok
 
 
 def test_forged_and_replayed_messages_change_nothing_and_are_counted(cluster, broker):
-    import paho.mqtt.client as mqtt
-    from sync_sites import all_tokens, site_key
-    from appliance.ledger.movement_token import encode_body, parse_body
-    from appliance.sync import topics
-    from appliance.sync.identity import SigningKey
-    from appliance.sync.messages import MovementBatch
-    from appliance.sync.tokens import open_token, sign
     boxes = cluster()
     for box in boxes.values():
         box.start()
@@ -284,14 +277,8 @@ def test_forged_and_replayed_messages_change_nothing_and_are_counted(cluster, br
     finally:
         attacker.loop_stop()
         attacker.disconnect()
-    import time
-    deadline = time.monotonic() + 15
-    while True:
-        kinds = {(site, kind): count for site, kind, count in waw.query("SELECT site_id, kind, count FROM sync_alarm")}
-        if ("BER", "bad_signature") in kinds and ("BER", "bad_message") in kinds:
-            break
-        assert time.monotonic() < deadline, kinds
-        time.sleep(0.05)
+    eventually(lambda: {(site, kind) for site, kind, _ in waw.query("SELECT site_id, kind, count FROM sync_alarm")},
+               lambda kinds: {("BER", "bad_signature"), ("BER", "bad_message")} <= kinds, timeout=15)
     assert waw.query("SELECT count(*) FROM movement WHERE origin = 'BER'") == [(5,)]
     burst(ber, 3)
     wait_converged(boxes.values())
@@ -299,7 +286,6 @@ def test_forged_and_replayed_messages_change_nothing_and_are_counted(cluster, br
 
 
 def test_a_box_restored_from_an_old_backup_recovers_its_own_movements_before_writing(cluster):
-    import shutil
     boxes = cluster()
     for box in boxes.values():
         box.start()
@@ -335,7 +321,6 @@ def test_transfer_to_an_offline_destination_arrives_and_is_received_there(cluste
     ber.start()
     receive(ber, 10)
     ber.ledger.transfer("DOG-5", "BER-A-01", "WAW-A-01", 6)       # WAW's box is off while the truck drives
-    from appliance.ledger import queries
     assert queries.totals_by_site(ber.ledger.db.connection(), "DOG-5")["WAW"]["in_transit"] == 6
     waw.start()
     wait_converged(boxes.values())
@@ -348,8 +333,6 @@ def test_transfer_to_an_offline_destination_arrives_and_is_received_there(cluste
 
 
 def test_a_reserve_whose_answer_is_lost_is_unknown_then_retried_with_the_same_key(cluster, broker):
-    from mqtt_proxy import MqttFaultProxy
-    from appliance.sync import rpc
     with MqttFaultProxy("127.0.0.1", broker.port, seed=5) as proxy:
         boxes = cluster()
         ber, waw = boxes["BER"], boxes["WAW"]
@@ -360,11 +343,8 @@ def test_a_reserve_whose_answer_is_lost_is_unknown_then_retried_with_the_same_ke
         wait_converged(boxes.values())
         proxy.set_faults("to_client", drop=1.0, topic_filter="/resp/BER")   # every answer to BER is lost
         key = rpc.request_reserve(ber.ledger.db, "WAW", "DOG-5", "WAW-A-01", 3, ttl_s=600)
-        import time
-        deadline = time.monotonic() + 20
-        while next(r for r in rpc.list_requests(ber.ledger.db) if r["idem_key"] == key)["status"] != "UNKNOWN":
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
+        eventually(lambda: next(r for r in rpc.list_requests(ber.ledger.db) if r["idem_key"] == key),
+                   lambda row: row["status"] == "UNKNOWN", timeout=20)
         assert proxy.stats().to_client.dropped >= 1
         proxy.clear_faults()
         proxy.cut()                                    # the link comes back
@@ -378,7 +358,6 @@ def test_a_reserve_whose_answer_is_lost_is_unknown_then_retried_with_the_same_ke
 
 
 def test_the_production_path_tls_client_certificates_passwords_and_the_shipped_acl(tmp_path):
-    from sync_cluster import Box
     passwords = {"BER": "pw-ber", "WAW": "pw-waw"}
     with Broker(tmp_path / "tls-broker", passwords=passwords, acl=True, tls=True) as secure:
         boxes = {}
