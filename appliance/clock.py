@@ -39,3 +39,8 @@ def parse_ts(text: str, default_tz=timezone.utc) -> datetime:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=default_tz)
     return moment.astimezone(timezone.utc)
+
+
+def from_epoch(seconds: float) -> datetime:
+    """A `time.time()` value as an aware UTC datetime (device readers stamp events that way)."""
+    return datetime.fromtimestamp(seconds, timezone.utc)

@@ -243,5 +243,21 @@ class RemoteRequest(BaseModel):
         table_name = "remote_request"
 
 
+class ScanLog(BaseModel):
+    at = pw.TextField()
+    station = pw.TextField()
+    device = pw.TextField()
+    raw = pw.TextField()
+    kind = pw.TextField(null=True)
+    interpretation = pw.TextField(null=True)
+    outcome = pw.TextField()
+    message = pw.TextField(default="")
+    movement_ids = pw.TextField(null=True)
+    resolved_at = pw.TextField(null=True)
+
+    class Meta:
+        table_name = "scan_log"
+
+
 MODELS = [Site, SiteKey, Supplier, Product, Variant, Pack, Barcode, Location, ReorderOverride, User, Movement, Op,
-          Stock, Transfer, Reservation, SyncPeer, SyncAlarm, RemoteRequest]
+          Stock, Transfer, Reservation, SyncPeer, SyncAlarm, RemoteRequest, ScanLog]
