@@ -160,6 +160,10 @@ class HidReader:
             except OSError:
                 pass
             gun.device = gun.path = None
+            # Keys held at the unplug are never released: start the replugged gun from a clean state.
+            reset = getattr(gun.decoder, "reset", None)
+            if reset is not None:
+                reset("scanner unplugged", time.time())
             return
         for event in events:
             text = gun.decoder.feed(event)
