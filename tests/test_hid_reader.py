@@ -1,6 +1,6 @@
 """The HID reader's device handling: choosing guns by path, vendor:product or name; reading several at once;
 unplug and replug. This machine has no /dev/input, so devices are pipes delivering real evdev.InputEvent
-objects (decoding itself is tested with the real decoder in test_hid_decoder.py)."""
+objects to the real decoder (its layouts are tested in test_hid_decoder.py)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import time
 import pytest
 from evdev import InputEvent, ecodes
 
+from appliance.scanning.hid_decoder import HidDecoder
 from appliance.scanning.hid_reader import DeviceInfo, Gun, HidReader, check_spec, matches
 
 HONEYWELL = DeviceInfo("/dev/input/event5", ("/dev/input/by-id/usb-Honeywell_1900-event-kbd",), 0x0C2E, 0x0B61,
@@ -74,22 +75,6 @@ class PipeDevice:
         os.close(self.w)
 
 
-class EnterDecoder:
-    """Collects key codes as letters; the real layouts are hid_decoder's business."""
-
-    def __init__(self):
-        self.text = ""
-
-    def feed(self, event):
-        if event.type != ecodes.EV_KEY or event.value != 1:
-            return None
-        if event.code == ecodes.KEY_ENTER:
-            text, self.text = self.text, ""
-            return text
-        self.text += ecodes.KEY[event.code].removeprefix("KEY_")
-        return None
-
-
 def keys(text, t=1000.0):
     out = []
     for i, ch in enumerate(text + "\n"):
@@ -109,7 +94,7 @@ def test_two_guns_each_on_its_station_and_replug(monkeypatch):
         devices[path] = PipeDevice()
         return devices[path]
     scans = queue.Queue()
-    guns = [Gun("0c2e:0b61", "dock-1", EnterDecoder()), Gun("*Symbol*", "packing", EnterDecoder())]
+    guns = [Gun("0c2e:0b61", "dock-1", HidDecoder("us")), Gun("*Symbol*", "packing", HidDecoder("de"))]
     reader = HidReader(guns, scans.put, list_devices=lambda: list(present.values()), open_device=open_device)
     stop = threading.Event()
     thread = threading.Thread(target=reader.run, args=(stop,), daemon=True)
@@ -119,18 +104,19 @@ def test_two_guns_each_on_its_station_and_replug(monkeypatch):
         assert KEYBOARD.path not in devices              # the office keyboard is never grabbed
         devices[HONEYWELL.path].send(keys("ABC"))
         scan = scans.get(timeout=5)
-        assert (scan.station, scan.raw, scan.device) == ("dock-1", "ABC", "hid:0c2e:0b61")
+        assert (scan.station, scan.raw, scan.device) == ("dock-1", "abc", "hid:0c2e:0b61")
         present[other.path] = other                      # plugged in after start
         wait(lambda: other.path in devices)
-        devices[other.path].send(keys("XY"))
-        assert scans.get(timeout=5).station == "packing"
+        devices[other.path].send(keys("XY"))                # a German-layout gun: the Y key types z
+        scan = scans.get(timeout=5)
+        assert (scan.station, scan.raw) == ("packing", "xz")
         devices[HONEYWELL.path].unplug()                 # unplugged: let go, look again
         del present[HONEYWELL.path]
         wait(lambda: guns[0].device is None)
         present[HONEYWELL.path] = HONEYWELL
         wait(lambda: guns[0].device is not None and reader.connected == 3)
         guns[0].device.send(keys("Z"))
-        assert scans.get(timeout=5).raw == "Z"
+        assert scans.get(timeout=5).raw == "z"
     finally:
         stop.set()
         thread.join(5)
