@@ -98,3 +98,11 @@ def test_a_request_past_its_deadline_stays_unknown_and_is_no_longer_sent(ber):
     assert rpc.due_requests(ber.db) == []
     row = rpc.list_requests(ber.db)[0]
     assert (row["status"], row["reason"]) == ("UNKNOWN", "no answer before the deadline")
+
+
+def test_an_owner_still_recovering_answers_unknown_not_rejected(waw):
+    waw.db.execute_sql("UPDATE site SET recovering = 1 WHERE id = 'WAW'")
+    answer = rpc.answer_reserve(waw, "BER", reserve())
+    assert answer.status == "UNKNOWN" and "recovering" in answer.reason and held(waw) == (0, 0)
+    waw.db.execute_sql("UPDATE site SET recovering = 0 WHERE id = 'WAW'")
+    assert rpc.answer_reserve(waw, "BER", reserve(req_id="r2")).status == "HELD"

@@ -18,7 +18,7 @@ from datetime import timedelta
 import peewee
 
 from appliance import clock
-from appliance.errors import ApplianceError, InsufficientStock, InvalidInput, UnknownLocation
+from appliance.errors import ApplianceError, InsufficientStock, InvalidInput, Recovering, UnknownLocation
 from appliance.ledger.service import Ledger
 from appliance.sync.messages import BadMessage, ReleaseRequest, ReleaseResponse, ReserveRequest, ReserveResponse
 
@@ -51,6 +51,9 @@ def answer_reserve(ledger: Ledger, requester: str, req: ReserveRequest) -> Reser
         result = ledger.reserve(req.sku, req.location, req.qty, ref=f"{requester}:{req.idem_key}"[:200],
                                 expires_at=expires, op_id=op_id,
                                 device=f"sync:{requester}")
+    except Recovering as exc:
+        # Not a refusal: the owner cannot decide until it has its own log back; the requester asks again.
+        return ReserveResponse(req.req_id, req.idem_key, "UNKNOWN", reason=exc.message[:200])
     except InsufficientStock as exc:
         return ReserveResponse(req.req_id, req.idem_key, "REJECTED", available=max(exc.details["available"], 0),
                                reason=exc.message[:200])
