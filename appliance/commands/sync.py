@@ -7,7 +7,7 @@ import time
 
 from appliance.commands.output import info, print_json, print_table
 from appliance.errors import EXIT_FAILURE, EXIT_RULE, InvalidInput
-from appliance.ledger.sites import owns
+from appliance.ledger.sites import owner_by_prefix
 from appliance.sync import rpc
 from appliance.sync.status import sync_status
 
@@ -75,9 +75,8 @@ def cmd_sync_status(args, ctx) -> int:
 def _owner(ctx, location: str) -> str:
     conn = ctx.app.db.connection()
     row = conn.execute("SELECT site_id FROM location WHERE code = ?", (location,)).fetchone()
-    owner = row[0] if row else max(((len(p), s) for s, p in conn.execute(
-        "SELECT id, coalesce(location_prefix, id) FROM site WHERE NOT is_local") if owns(p, location)),
-        default=(0, None))[1]
+    owner = row[0] if row else owner_by_prefix(
+        conn.execute("SELECT id, coalesce(location_prefix, id) FROM site WHERE NOT is_local"), location)
     if owner is None:
         raise InvalidInput(f"no registered site owns location {location}", field="location")
     if owner == ctx.config.site.id:

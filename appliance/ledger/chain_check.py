@@ -12,11 +12,11 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterator
 
-from appliance.ledger.movement_token import BadBody, parse_body, prev_of
+from appliance.ledger.movement_token import BadBody, parse_body
 from appliance.sync.identity import BadKey, PublicKey
 from appliance.sync.tokens import BadToken, open_token, token_hash
 
-_DEEP_ROWS = """
+_ROWS = """
 SELECT m.origin, m.epoch, m.seq, m.token, m.hash, m.kind, v.sku, l.code, t.code, m.lot, m.d_on_hand, m.d_reserved,
        m.d_in_transit, m.ref_type, m.ref_id, m.ts
 FROM movement m JOIN variant v ON v.id = m.variant_id JOIN location l ON l.id = m.location_id
@@ -37,7 +37,7 @@ def chain_problems(conn: sqlite3.Connection, *, deep: bool = False) -> Iterator[
     origin = epoch = None
     prev = ""
     unsigned = problems = 0
-    for row in conn.execute(_DEEP_ROWS):
+    for row in conn.execute(_ROWS):
         m_origin, m_epoch, seq, token, digest = row[:5]
         if m_origin != origin:
             if origin is not None:
@@ -47,9 +47,7 @@ def chain_problems(conn: sqlite3.Connection, *, deep: bool = False) -> Iterator[
             unsigned += 1
             prev = ""
             continue
-        found = _problem(token, digest, prev if m_epoch == epoch else None)
-        if found is None:
-            found = _deep_problem(token, keys, row[:3] + row[5:])
+        found = _problem(token, digest, prev if m_epoch == epoch else None, keys, row[:3] + row[5:])
         epoch, prev = m_epoch, digest
         if found:
             problems += 1
@@ -71,18 +69,9 @@ def _quick(conn: sqlite3.Connection) -> Iterator[tuple[str, str, dict]]:
         yield from _summary(origin, 0, 0, last, head)
 
 
-def _problem(token: str, digest: str, prev: str | None) -> tuple[str, str] | None:
+def _problem(token: str, digest: str, prev: str | None, keys: dict, row: tuple) -> tuple[str, str] | None:
     if token_hash(token) != digest:
         return "chain", "stored hash is not the hash of its token"
-    named = prev_of(token)
-    if named is None:
-        return "token", "the token does not hold a movement body"
-    if prev is not None and named != prev:
-        return "chain", f"names previous hash {named[:12]}…, the previous movement's is {prev[:12]}…"
-    return None
-
-
-def _deep_problem(token: str, keys: dict, row: tuple) -> tuple[str, str] | None:
     try:
         kid, raw = open_token(token, keys)
         body = parse_body(raw)
@@ -90,6 +79,8 @@ def _deep_problem(token: str, keys: dict, row: tuple) -> tuple[str, str] | None:
         return "signature", str(exc)
     except (BadBody, ValueError) as exc:
         return "token", str(exc)
+    if prev is not None and body.prev != prev:
+        return "chain", f"names previous hash {body.prev[:12]}…, the previous movement's is {prev[:12]}…"
     if kid.split("#")[0] != body.origin:
         return "signature", f"signed with {kid}, a key of another site"
     said = (body.origin, body.epoch, body.seq, body.kind, body.sku, body.location, body.to_location, body.lot,

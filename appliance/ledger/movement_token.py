@@ -9,7 +9,6 @@ The origin signs it once, in the posting transaction (`Signer`); receivers verif
 
 from __future__ import annotations
 
-import base64
 import json
 import re
 from typing import Any, NamedTuple
@@ -136,24 +135,6 @@ _RULES = {
     "ts": _text(_TS, nullable=False),
 }
 assert tuple(_RULES) == BODY_FIELDS
-
-
-_PREV = re.compile(rb'^\{"v":1,"origin":"[A-Z0-9]+","epoch":[0-9]+,"seq":[0-9]+,"prev":"([A-Za-z0-9_-]*)"')
-
-
-def prev_of(token: str) -> str | None:
-    """The `prev` of a stored token without parsing its body: it sits in the body's first ~160 bytes (the
-    field order is fixed), so only those are decoded. For scanning a whole ledger's chain quickly; None if
-    the token does not start like a movement body."""
-    start = token.find(".") + 1
-    end = token.find(".", start)
-    part = token[start:min(end if end > 0 else len(token), start + 240)]
-    try:
-        raw = base64.urlsafe_b64decode(part[:len(part) // 4 * 4])
-    except ValueError:
-        return None
-    found = _PREV.match(raw)
-    return found.group(1).decode() if found else None
 
 
 def parse_body(raw: bytes) -> Body:

@@ -39,7 +39,7 @@ class Take(NamedTuple):
     expiry: str | None
 
 
-_INSERT_MOVEMENT = """
+INSERT_MOVEMENT = """
 INSERT INTO movement (origin, epoch, seq, op_id, kind, variant_id, location_id, to_location_id, lot, expiry,
     d_on_hand, d_reserved, d_in_transit, unit_cost, ref_type, ref_id, reverses_id, reason, note, user_login,
     device, ts, token, hash)
@@ -227,16 +227,11 @@ class Operations(ReservationOps, TransferOps):
         self.conn.execute("UPDATE site SET head_seq = ?, head_hash = coalesce(?, head_hash) WHERE id = ?",
                           (seq, digest, self.site))
         to_id = to.id if to else None
-        cur = self.conn.execute(_INSERT_MOVEMENT, (
+        cur = self.conn.execute(INSERT_MOVEMENT, (
             self.site, epoch, seq, self.op_id, kind, v.id, loc.id, to_id, lot, expiry,
             d_on_hand, d_reserved, d_in_transit, unit_cost, ref_type, ref_id, reverses_id, reason, note,
             self.user, self.device, self.ts, token, digest))
-        if to is None:
-            self.project(v.id, loc.id, lot, expiry, d_on_hand, d_reserved, d_in_transit)
-        else:
-            if d_on_hand or d_reserved:
-                self.project(v.id, loc.id, lot, expiry, d_on_hand, d_reserved, 0)
-            self.project(v.id, to.id, lot, expiry, 0, 0, d_in_transit)
+        self.project_movement(v.id, loc.id, to_id, lot, expiry, d_on_hand, d_reserved, d_in_transit)
         return MovementRecord(
             cur.lastrowid, self.site, epoch, seq, self.op_id, kind, v.sku, loc.code,
             to_code, lot, expiry, d_on_hand, d_reserved, d_in_transit, unit_cost, ref_type,
@@ -246,6 +241,16 @@ class Operations(ReservationOps, TransferOps):
         origin, epoch, seq = self.conn.execute(
             "SELECT origin, epoch, seq FROM movement WHERE id = ?", (movement_id,)).fetchone()
         return f"{origin}:{epoch}:{seq}"
+
+    def project_movement(self, variant_id: int, location_id: int, to_location_id: int | None, lot: str,
+                         expiry: str | None, d_on_hand: int, d_reserved: int, d_in_transit: int) -> None:
+        """The projection rule of the module docstring, for a movement written here or replicated (replica.py)."""
+        if to_location_id is None:
+            self.project(variant_id, location_id, lot, expiry, d_on_hand, d_reserved, d_in_transit)
+            return
+        if d_on_hand or d_reserved:
+            self.project(variant_id, location_id, lot, expiry, d_on_hand, d_reserved, 0)
+        self.project(variant_id, to_location_id, lot, expiry, 0, 0, d_in_transit)
 
     def project(self, variant_id: int, location_id: int, lot: str, expiry: str | None, d_on_hand: int,
                  d_reserved: int, d_in_transit: int) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 
 import peewee
 
@@ -24,6 +25,12 @@ def owns(prefix: str | None, code: str) -> bool:
     if prefix.endswith(("-", ".")):
         return code.startswith(prefix)
     return code == prefix or (code.startswith(prefix) and code[len(prefix)] in "-.")
+
+
+def owner_by_prefix(prefixes: Iterable[tuple[str, str | None]], code: str) -> str | None:
+    """The site whose location prefix owns `code` (the longest prefix wins), from (site, prefix) pairs."""
+    matches = [(len(prefix), site) for site, prefix in prefixes if owns(prefix, code)]
+    return max(matches)[1] if matches else None
 
 
 def init_site(db: peewee.SqliteDatabase, site_id: str, name: str, admin_login: str = "admin") -> bool:

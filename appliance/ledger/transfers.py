@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from appliance.errors import InvalidInput, TransferClosed, UnknownLocation, UnknownTransfer
 from appliance.ledger.requests import Move, MovementRecord
-from appliance.ledger.sites import LOCATION_CODE, owns
+from appliance.ledger.sites import LOCATION_CODE, owner_by_prefix
 
 
 class TransferOps:
@@ -29,12 +29,12 @@ class TransferOps:
         try:
             return self.location(code)
         except UnknownLocation:
-            owner = max(((len(prefix), site) for site, prefix in self.conn.execute(
-                "SELECT id, location_prefix FROM site WHERE NOT is_local") if owns(prefix, code)), default=None)
+            owner = owner_by_prefix(self.conn.execute("SELECT id, location_prefix FROM site WHERE NOT is_local"),
+                                    code)
             if owner is None or not LOCATION_CODE.fullmatch(code):
                 raise
             self.conn.execute("INSERT INTO location (code, site_id, created_at) VALUES (?, ?, ?)",
-                              (code, owner[1], self.ts))
+                              (code, owner, self.ts))
             return self.location(code)
 
     def _transfer_in(self, m: Move) -> list[MovementRecord]:

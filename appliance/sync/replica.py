@@ -19,14 +19,10 @@ import sqlite3
 from dataclasses import dataclass
 
 from appliance.ledger.movement_token import GLOBAL_ID, Body
-from appliance.ledger.operations import Operations
-from appliance.ledger.sites import owns
+from appliance.ledger.operations import INSERT_MOVEMENT, Operations
+from appliance.ledger.sites import owner_by_prefix
 
-_INSERT = """
-INSERT INTO movement (origin, epoch, seq, op_id, kind, variant_id, location_id, to_location_id, lot, expiry,
-    d_on_hand, d_reserved, d_in_transit, unit_cost, ref_type, ref_id, reverses_id, reason, note, user_login,
-    device, ts, token, hash)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"""
+
 
 
 class Unresolvable(Exception):
@@ -61,8 +57,7 @@ class Replica:
         known = self._location(code)
         if known is not None:
             return known[1]
-        matches = [(len(p), site) for site, p in self.prefixes.items() if owns(p, code)]
-        return max(matches)[1] if matches else None
+        return owner_by_prefix(self.prefixes.items(), code)
 
     def _location(self, code: str) -> tuple[int, str] | None:
         found = self._locations.get(code)
@@ -118,17 +113,12 @@ class Replica:
         variant_id = self._variant_id(b.sku, b.origin, b.ts)
         loc_id = self._location_id(b.location, b.origin, b.ts)
         to_id = self._location_id(b.to_location, to_owner, b.ts) if to_owner else None
-        self.conn.execute(_INSERT, (
+        self.conn.execute(INSERT_MOVEMENT, (
             b.origin, b.epoch, b.seq, b.op_id, b.kind, variant_id, loc_id, to_id, b.lot, b.expiry, b.d_on_hand,
             b.d_reserved, b.d_in_transit, b.unit_cost, b.ref_type, b.ref_id, reverses_id, b.reason, b.note, b.user,
             b.device, b.ts, v.token, v.hash))
         ops = Operations(self.conn, self.site, b.ts, signer=None, user=None, device=None, op_id=None)
-        if to_id is None:
-            ops.project(variant_id, loc_id, b.lot, b.expiry, b.d_on_hand, b.d_reserved, b.d_in_transit)
-        else:
-            if b.d_on_hand or b.d_reserved:
-                ops.project(variant_id, loc_id, b.lot, b.expiry, b.d_on_hand, b.d_reserved, 0)
-            ops.project(variant_id, to_id, b.lot, b.expiry, 0, 0, b.d_in_transit)
+        ops.project_movement(variant_id, loc_id, to_id, b.lot, b.expiry, b.d_on_hand, b.d_reserved, b.d_in_transit)
         self._documents(b, variant_id, loc_id, to_id, to_owner)
 
     # --- documents kept beside the movements -----------------------------------------------------------------
