@@ -45,3 +45,18 @@ def test_bench_sync_quick_prints_one_json_object_with_every_target():
     # The benchmark's own sanity check: WAW holds BER's whole log, and check() found nothing on it.
     assert result["sanity"]["ok"] is True, result["sanity"]
     assert result["sanity"]["waw_check_empty"] is True
+
+
+def test_bench_scan_quick_prints_one_json_object_with_every_target():
+    done = subprocess.run([sys.executable, str(REPO / "scripts" / "bench_scan.py"), "--quick"],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout)
+    assert result["benchmark"] == "scan"
+    assert set(result["targets"]) == {"serial_scan_to_commit_p99_ms", "hid_scan_to_commit_p99_ms"}
+    for name, target in result["targets"].items():
+        assert isinstance(target["measured"], (int, float)) and not isinstance(target["measured"], bool), name
+        assert isinstance(target["target"], str) and isinstance(target["met"], bool), name
+    assert set(result["latency_ms"]) == {"serial", "hid", "ledger_post"}
+    # Every scan of both paths committed exactly one movement, as many as the ledger-only arm posted.
+    assert result["sanity"]["ok"] is True, result["sanity"]

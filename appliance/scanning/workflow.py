@@ -15,7 +15,7 @@ count AI 30/37 multiplies); a QTY-n code multiplies the next item.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 MODES = ("lookup", "receive", "ship", "move", "transfer", "count")
@@ -53,14 +53,15 @@ class Session:
         return self.mode != "lookup" or bool(self.lines) or self.qty is not None or self.user is not None
 
     def to_json(self) -> dict[str, Any]:
-        out = asdict(self)
-        out["lines"] = [asdict(line) for line in self.lines]
-        return out
+        # By hand: dataclasses.asdict deep-copies `last` and cost a third of a scan's Python time.
+        return {"mode": self.mode, "location": self.location, "ref_type": self.ref_type, "ref_id": self.ref_id,
+                "qty": self.qty, "lines": [[x.sku, x.qty, x.lot, x.expiry] for x in self.lines],
+                "user": self.user, "last": self.last, "touched": self.touched}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "Session":
         data = dict(data)
-        data["lines"] = tuple(Line(**line) for line in data.get("lines", ()))
+        data["lines"] = tuple(Line(*line) for line in data.get("lines", ()))
         return cls(**data)
 
 
