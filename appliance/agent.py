@@ -1,5 +1,6 @@
-"""`appliance agent`: the long-running process of a box (DESIGN.md §1). Today it hosts multi-site sync and the
-expiry of reservations; the scanner readers, the print spooler and the scheduler join it.
+"""`appliance agent`: the long-running process of a box (DESIGN.md §1). It hosts multi-site sync, the expiry of
+reservations and the barcode scanners ([[scanner]] entries, handled by the station desk); the print spooler
+and the scheduler join it.
 
 Sync is on when the config has an [mqtt] section. The agent then first refuses local writes until it knows
 whether its peers hold movements of this site that this box lacks (a restored backup), pulls them back,
@@ -16,6 +17,8 @@ import threading
 import time
 
 from appliance.app import App
+from appliance.scanning.readers import Scanners
+from appliance.scanning.station import StationDesk
 from appliance.sync.engine import Engine
 from appliance.sync.link import Link
 from appliance.sync.messages import Status
@@ -37,6 +40,18 @@ def notify_systemd(state: str) -> None:
         sock.sendall(state.encode())
 
 
+def start_scanners(app: App) -> Scanners | None:
+    """The configured scanners, running, each scan handled by the station desk; None when there are none.
+    Guns that are missing (no /dev/input, unplugged, a port not there yet) are waited for by their readers,
+    so a box whose scanners are absent still runs sync."""
+    if not app.config.scanners:
+        return None
+    desk = StationDesk(app.db, app.ledger, idle_timeout_s=app.config.scanning.idle_timeout_s)
+    scanners = Scanners(app.config.scanners, desk.handle)
+    scanners.start()
+    return scanners
+
+
 def run_agent(app: App, stop: threading.Event | None = None) -> int:
     stop = stop or threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -49,8 +64,13 @@ def run_agent(app: App, stop: threading.Event | None = None) -> int:
         # A box whose sync was turned off must not stay locked by an unfinished recovery.
         app.db.execute_sql("UPDATE site SET recovering = 0 WHERE id = ?", (site,))
         logger.info("agent for %s started; sync is off (no [mqtt] section)", site)
-        while not stop.wait(EXPIRE_INTERVAL_S):
-            ledger.expire_reservations()
+        scanners = start_scanners(app)
+        try:
+            while not stop.wait(EXPIRE_INTERVAL_S):
+                ledger.expire_reservations()
+        finally:
+            if scanners is not None:
+                scanners.stop()
         return 0
     link = Link(site, mqtt, mqtt.password)
     engine = Engine(ledger, mqtt, link)
@@ -61,13 +81,18 @@ def run_agent(app: App, stop: threading.Event | None = None) -> int:
     link.start()
     logger.info("agent for %s started; sync with %s:%d", site, mqtt.host, mqtt.port)
     next_expiry = time.monotonic() + EXPIRE_INTERVAL_S
+    scanners = None
     try:
+        # Only after begin_recovery: on a restored box a scan's write must meet the lock, not slip in before it.
+        scanners = start_scanners(app)
         while not stop.is_set():
             engine.turn()
             if time.monotonic() >= next_expiry and engine.recovering_until is None:
                 next_expiry = time.monotonic() + EXPIRE_INTERVAL_S
                 ledger.expire_reservations()
     finally:
+        if scanners is not None:
+            scanners.stop()   # first: no scan may start a write while sync shuts down
         link.stop(Status(site, "offline"))
         if engine.recovering_until is not None:
             logger.warning("stopped before recovery finished: writes stay refused until the agent runs again")

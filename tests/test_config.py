@@ -13,7 +13,7 @@ from appliance.config import (
     read_secret, reference_markdown, render_effective, starter_config,
 )
 from appliance.config import loader
-from appliance.config.schema import keys, secret, sections, setting
+from appliance.config.schema import arrays, keys, secret, sections, setting, toml_name
 
 MINIMAL = '[site]\nid = "BER"\n\n[database]\npath = "data/appliance.db"\n'
 
@@ -308,6 +308,7 @@ def test_reference_markdown_lists_every_key():
     table = reference_markdown().splitlines()
     assert table[:2] == ["| key | default | description |", "| --- | --- | --- |"]
     expected = [f"`[{s.name}] {f.name}`" for s, cls in sections() for f, _ in keys(cls)]
+    expected += [f"`[[{toml_name(a)}]] {f.name}`" for a, cls in arrays() for f, _ in keys(cls)]
     assert [row.split(" | ")[0].removeprefix("| ") for row in table[2:]] == expected
     assert "| `[site] id` | **required** |" in reference_markdown()
     assert "| `[database] busy_timeout_ms` | `15000` |" in reference_markdown()

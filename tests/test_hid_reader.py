@@ -127,3 +127,29 @@ def wait(condition, timeout=5.0):
     while not condition():
         assert time.monotonic() < deadline
         time.sleep(0.01)
+
+
+def test_a_scan_broken_off_mid_code_is_discarded_once_the_gun_is_quiet(monkeypatch):
+    monkeypatch.setattr("appliance.scanning.hid_reader.RESCAN_S", 0.05)
+    devices = {}
+
+    def open_device(path):
+        devices[path] = PipeDevice()
+        return devices[path]
+    scans = queue.Queue()
+    decoder = HidDecoder("us", timeout_s=0.1)
+    reader = HidReader([Gun("0c2e:0b61", "dock-1", decoder)], scans.put, list_devices=lambda: [HONEYWELL],
+                       open_device=open_device)
+    stop = threading.Event()
+    thread = threading.Thread(target=reader.run, args=(stop,), daemon=True)
+    thread.start()
+    try:
+        wait(lambda: HONEYWELL.path in devices)
+        devices[HONEYWELL.path].send(keys("ABC", t=time.time())[:4])   # A and B, then the gun goes quiet
+        wait(lambda: decoder.counts["discarded"] == 1)                 # without another key arriving
+        assert decoder.discarded[-1].partial == "ab" and "no key for" in decoder.discarded[-1].reason
+        devices[HONEYWELL.path].send(keys("XY", t=time.time()))
+        assert scans.get(timeout=5).raw == "xy"                        # the next scan is whole
+    finally:
+        stop.set()
+        thread.join(5)

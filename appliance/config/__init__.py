@@ -13,12 +13,15 @@ from appliance.config.loader import (
     render_effective,
     starter_config,
 )
-from appliance.config.schema import Config, DatabaseConfig, LogConfig, SiteConfig, currency_digits
+from appliance.config.schema import (
+    Config, DatabaseConfig, LogConfig, ScannerConfig, ScanningConfig, SiteConfig, currency_digits,
+)
 from appliance.config.secrets import read_secret
 from appliance.errors import ConfigError
 
 __all__ = [
-    "Config", "ConfigError", "DatabaseConfig", "ENV_VAR", "LogConfig", "SEARCH_PATHS", "SiteConfig",
+    "Config", "ConfigError", "DatabaseConfig", "ENV_VAR", "LogConfig", "SEARCH_PATHS", "ScannerConfig",
+    "ScanningConfig", "SiteConfig",
     "currency_digits", "find_config_path", "load_config", "parse_config", "read_secret", "reference_markdown",
     "render_effective", "starter_config",
 ]

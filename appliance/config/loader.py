@@ -15,7 +15,9 @@ import tomllib
 from pathlib import Path
 from typing import Any, Callable, TypeVar, overload
 
-from appliance.config.schema import Check, Config, is_optional_section, is_required, keys, sections
+from appliance.config.schema import (
+    Check, Config, applies, arrays, is_optional_section, is_required, keys, sections, toml_name,
+)
 from appliance.config.secrets import read_secret
 from appliance.errors import ConfigError
 
@@ -72,17 +74,21 @@ def parse_config(data: dict[str, Any], *, label: str, base_dir: Path, source: Pa
                  schema: type = Config) -> Any:
     """Validate parsed TOML against `schema`. Relative paths are resolved against `base_dir`, never the cwd."""
     errors: list[str] = []
-    known = {f.name: cls for f, cls in sections(schema)}
-    optional = {f.name for f, _ in sections(schema) if is_optional_section(f)}
+    tables = {toml_name(f): (f, cls) for f, cls in sections(schema)}
+    lists = {toml_name(f): (f, cls) for f, cls in arrays(schema)}
+    names = _known_names(schema)
+    optional = {toml_name(f) for f, _ in sections(schema) if is_optional_section(f)}
     for name, value in data.items():
-        if name in known:
+        if name in tables or name in lists:
             continue
         if isinstance(value, dict):
-            errors.append(f"{label}: unknown section [{name}]; known sections: {', '.join(known)}")
+            errors.append(f"{label}: unknown section [{name}]; known sections: {', '.join(names)}")
+        elif isinstance(value, list) and value and all(isinstance(entry, dict) for entry in value):
+            errors.append(f"{label}: unknown array [[{name}]]; known sections: {', '.join(names)}")
         else:
-            errors.append(f"{label}: unknown key {name} outside any section; known sections: {', '.join(known)}")
+            errors.append(f"{label}: unknown key {name} outside any section; known sections: {', '.join(names)}")
     values: dict[str, Any] = {}
-    for name, cls in known.items():
+    for name, (f, cls) in tables.items():
         if name in optional and name not in data:
             continue   # an optional section that is absent turns its feature off
         table = data.get(name, {})
@@ -91,7 +97,19 @@ def parse_config(data: dict[str, Any], *, label: str, base_dir: Path, source: Pa
             continue
         section = _parse_section(name, cls, table, label, base_dir, errors)
         if section is not None:
-            values[name] = section
+            values[f.name] = section
+    for name, (f, cls) in lists.items():
+        entries = data.get(name, [])
+        if isinstance(entries, dict):
+            errors.append(f"{label}: [{name}] must be written [[{name}]]: an array of tables, one per entry")
+            continue
+        if not isinstance(entries, list) or not all(isinstance(entry, dict) for entry in entries):
+            errors.append(f"{label}: {name} = {entries!r}: must be an array of tables, written [[{name}]]")
+            continue
+        parsed = [_parse_section(f"{name}[{i}]", cls, table, label, base_dir, errors)
+                  for i, table in enumerate(entries, 1)]
+        _check_unique(name, cls, entries, parsed, label, errors)
+        values[f.name] = tuple(parsed)
     if errors:
         raise ConfigError(errors)
     if any(f.name == "source" for f in dataclasses.fields(schema)):
@@ -99,8 +117,15 @@ def parse_config(data: dict[str, Any], *, label: str, base_dir: Path, source: Pa
     return schema(**values)
 
 
+def _known_names(schema: type) -> list[str]:
+    """Section and array names in the schema's order, for "known sections: ..." messages."""
+    found = {f.name: toml_name(f) for f, _ in [*sections(schema), *arrays(schema)]}
+    return [found[f.name] for f in dataclasses.fields(schema) if f.name in found]
+
+
 def _parse_section(name: str, cls: type, table: dict[str, Any], label: str, base_dir: Path,
                    errors: list[str]) -> Any:
+    """One section, or one entry of an array (`name` is then `scanner[2]`, 1-based as people count)."""
     before = len(errors)
     where = f"{label}: {name}."
     fields = keys(cls)
@@ -108,6 +133,7 @@ def _parse_section(name: str, cls: type, table: dict[str, Any], label: str, base
     for key in table:
         if key not in known:
             errors.append(f"{label}: unknown key {name}.{key}; known keys: {', '.join(known)}")
+    kind = _kind_of(fields, table, base_dir)
     kwargs: dict[str, Any] = {}
     for f, type_ in fields:
         if f.metadata.get("secret"):
@@ -124,13 +150,52 @@ def _parse_section(name: str, cls: type, table: dict[str, Any], label: str, base
         if f.name not in table:
             if is_required(f):
                 errors.append(f"{where}{f.name} is required: {f.metadata['doc']}")
+            elif kind in f.metadata.get("required_for", ()):
+                errors.append(f"{where}{f.name} is required for kind {kind}: {f.metadata['doc']}")
             continue
         value = table[f.name]
+        if not applies(f, kind):
+            errors.append(f"{where}{f.name} = {value!r}: not a key of kind {kind}; it is for kind "
+                          f"{' or '.join(f.metadata['kinds'])}")
+            continue
+        check = f.metadata.get("check")
+        if isinstance(check, dict):   # one key, a different meaning per kind (a terminator: a key or a byte)
+            check = check.get(kind)
         try:
-            kwargs[f.name] = _convert(type_, value, base_dir, f.metadata.get("check"))
+            kwargs[f.name] = _convert(type_, value, base_dir, check)
         except ValueError as error:
             errors.append(f"{where}{f.name} = {value!r}: {error}")
     return cls(**kwargs) if len(errors) == before else None
+
+
+def _kind_of(fields: list[tuple[dataclasses.Field, type]], table: dict[str, Any], base_dir: Path) -> str | None:
+    """The valid `kind` of a section that has one, else None: then no key is refused for its kind (the bad or
+    missing kind is the error reported, not every key after it)."""
+    for f, type_ in fields:
+        if f.name == "kind" and "kind" in table:
+            try:
+                return _convert(type_, table["kind"], base_dir, f.metadata.get("check"))
+            except ValueError:
+                return None
+    return None
+
+
+def _check_unique(name: str, cls: type, entries: list[dict[str, Any]], parsed: list[Any], label: str,
+                  errors: list[str]) -> None:
+    """Values of `unique` keys given twice; compared after normalising (0C2E:0B61 is 0c2e:0b61)."""
+    for f, _ in keys(cls):
+        if not f.metadata.get("unique"):
+            continue
+        first: dict[Any, int] = {}
+        for i, (table, entry) in enumerate(zip(entries, parsed), 1):
+            value = getattr(entry, f.name) if entry is not None and f.name in table else None
+            if value in (None, ""):
+                continue
+            if value in first:
+                errors.append(f"{label}: {name}[{i}].{f.name} = {table[f.name]!r}: already used by "
+                              f"{name}[{first[value]}]")
+            else:
+                first[value] = i
 
 
 _EXPECTED = {str: "a string", Path: "a string (a path)", int: "an integer", float: "a number",
@@ -198,11 +263,13 @@ def render_effective(config: Any) -> str:
     return _render(type(config), header,
                    lambda section, f: _DEFAULT if getattr(config, section) is None
                    else getattr(getattr(config, section), f.name),
-                   absent={f.name for f, _ in sections(type(config)) if getattr(config, f.name) is None})
+                   absent={f.name for f, _ in sections(type(config)) if getattr(config, f.name) is None},
+                   entries_of=lambda name: getattr(config, name))
 
 
 def starter_config(site_id: str, site_name: str, db_path: str | Path) -> str:
-    """The configuration `appliance init` writes for a new box; other keys appear commented at their defaults.
+    """The configuration `appliance init` writes for a new box; other keys appear commented at their defaults,
+    arrays (scanners) as one commented example entry per kind.
     A relative `db_path` stays relative, i.e. relative to the written file. Raises ConfigError if invalid."""
     given = {"site": {"id": site_id, "name": site_name}, "database": {"path": str(db_path)}}
     header = [
@@ -219,16 +286,24 @@ def starter_config(site_id: str, site_name: str, db_path: str | Path) -> str:
 
 
 def _render(schema: type, header: list[str], value_of: Callable[[str, dataclasses.Field], Any],
-            absent: set[str] = frozenset()) -> str:
-    """`absent`: optional sections written commented out, so that uncommenting them turns the feature on."""
+            absent: set[str] = frozenset(), entries_of: Callable[[str], tuple] = lambda name: ()) -> str:
+    """`absent`: optional sections written commented out, so that uncommenting them turns the feature on.
+    `entries_of(field name)`: the entries of an array; none writes its examples commented out instead."""
     lines = list(header)
-    for section, cls in sections(schema):
+    tables = dict(sections(schema))
+    lists = dict(arrays(schema))
+    for section in dataclasses.fields(schema):
+        if section in lists:
+            _render_array(lines, section, lists[section], entries_of(section.name))
+            continue
+        if section not in tables:
+            continue
         off = "# " if section.name in absent else ""
         lines.append("")
         if "doc" in section.metadata:
             lines.append(f"# {section.metadata['doc']}")
         lines.append(f"{off}[{section.name}]")
-        for f, _ in keys(cls):
+        for f, _ in keys(tables[section]):
             lines.append(f"# {f.metadata['doc']}")
             value = value_of(section.name, f)
             if f.metadata.get("secret"):
@@ -241,19 +316,54 @@ def _render(schema: type, header: list[str], value_of: Callable[[str, dataclasse
     return "\n".join(lines) + "\n"
 
 
+def _render_array(lines: list[str], array: dataclasses.Field, cls: type, entries: tuple) -> None:
+    """Each entry as a `[[name]]` block with the keys of its kind; without entries, the schema's examples
+    commented out (one per kind), so that uncommenting one adds a working entry."""
+    name = toml_name(array)
+    lines.extend(["", f"# {array.metadata['doc']}"])
+    off = "" if entries else "# "
+    for entry in entries or [cls(**example) for example in array.metadata.get("examples", ())]:
+        if lines[-1]:
+            lines.append("")
+        lines.append(f"{off}[[{name}]]")
+        kind = getattr(entry, "kind", None)
+        for f, _ in keys(cls):
+            if f.metadata.get("kinds") is not None and not applies(f, kind):
+                continue   # a key of another kind would be an error when loaded back
+            lines.append(f"# {f.metadata['doc']}")
+            value = getattr(entry, f.name)
+            if value is None:
+                lines.append(f"# {f.name} = {_default_text(f)}")
+            else:
+                lines.append(f"{off}{f.name} = {toml_value(value)}")
+
+
 def reference_markdown(schema: type = Config) -> str:
-    """A Markdown table of every key, its default and its description: the README's configuration reference."""
+    """A Markdown table of every key, its default and its description: the README's configuration reference.
+    Keys of arrays read `[[scanner]] key`; a key that belongs to some kinds only says which."""
     rows = ["| key | default | description |", "| --- | --- | --- |"]
-    for section, cls in sections(schema):
+    tables = dict(sections(schema))
+    lists = dict(arrays(schema))
+    for section in dataclasses.fields(schema):
+        cls = tables.get(section) or lists.get(section)
+        if cls is None:
+            continue
+        label = f"[[{toml_name(section)}]]" if section in lists else f"[{toml_name(section)}]"
         for f, _ in keys(cls):
             if f.metadata.get("secret"):
                 default = (f"secret, from `$CREDENTIALS_DIRECTORY/{f.metadata['credential']}` "
                            f"or `${f.metadata['env']}`")
             elif is_required(f):
                 default = "**required**"
+            elif f.metadata.get("required_for"):
+                default = f"**required** ({', '.join(f.metadata['required_for'])})"
             else:
                 default = f.metadata.get("default_doc") or f"`{_default_text(f)}`"
-            cells = [f"`[{section.name}] {f.name}`", default, f.metadata["doc"]]
+            # Descriptions are prose, not Markdown: `<GS>` would vanish as an HTML tag, `*Honeywell*` turn italic.
+            doc = f.metadata["doc"].replace("*", "\\*").replace("<", "&lt;")
+            if f.metadata.get("kinds") is not None:
+                doc = f"{' and '.join(f.metadata['kinds'])}: {doc}"
+            cells = [f"`{label} {f.name}`", default, doc]
             rows.append("| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |")
     return "\n".join(rows) + "\n"
 

@@ -16,17 +16,33 @@ from pathlib import Path
 from typing import Any, Callable
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+# Pure (no evdev): the layout names come from the decoder so the documented list cannot drift from it.
+from appliance.scanning.hid_decoder import layouts
+
 Check = Callable[[Any], Any]
 
 
-def setting(doc: str, default: Any = dataclasses.MISSING, *, check: Check | None = None,
-            default_doc: str | None = None) -> Any:
-    """A key read from the TOML file. No `default` makes it required; `default_doc` describes a computed one."""
+def setting(doc: str, default: Any = dataclasses.MISSING, *, check: Check | dict[str, Check] | None = None,
+            default_doc: str | None = None, kinds: tuple[str, ...] | None = None,
+            required_for: tuple[str, ...] = (), unique: bool = False) -> Any:
+    """A key read from the TOML file. No `default` makes it required; `default_doc` describes a computed one.
+
+    For a section with a `kind` key (a device chosen by kind): `kinds` are the kinds the key belongs to (given
+    for another kind it is an error), `required_for` the kinds that must give it, and `check` may be a dict
+    kind -> check when one key means different things per kind. `unique`: in an array of tables, no two entries
+    may give the same value (two scanners reading one port would split its scans between them).
+    """
     metadata: dict[str, Any] = {"doc": doc}
     if check is not None:
         metadata["check"] = check
     if default_doc is not None:
         metadata["default_doc"] = default_doc
+    if kinds is not None:
+        metadata["kinds"] = kinds
+    if required_for:
+        metadata["required_for"] = required_for
+    if unique:
+        metadata["unique"] = True
     return field(default=default, metadata=metadata)
 
 
@@ -61,6 +77,15 @@ def in_range(low: int, high: int) -> Check:
         if not low <= value <= high:
             raise ValueError(f"must be between {low} and {high}")
         return value
+    return check
+
+
+def choice(*choices: str) -> Check:
+    """Like one_of, for values written in lower case (kinds, layouts)."""
+    def check(value: str) -> str:
+        if value.lower() not in choices:
+            raise ValueError(f"must be one of {', '.join(choices)}")
+        return value.lower()
     return check
 
 
@@ -135,14 +160,143 @@ class MqttConfig:
 
 
 @dataclass(frozen=True)
+class ScanningConfig:
+    idle_timeout_s: float = setting("a station with unfinished work (a receipt, a move) that sees no scan for this "
+                                    "long goes back to lookup, in seconds", 300.0, check=in_range(10, 86400))
+
+
+# Scanner checks import the reader modules lazily: loading the config must not need pyserial.
+
+def _hid_device(value: str) -> str:
+    from appliance.scanning.hid_reader import check_spec
+    return check_spec(value)
+
+
+def _layout(value: str) -> str:
+    from appliance.scanning.keymaps import get_layout
+    return get_layout(value).name
+
+
+def _hid_terminator(value: str) -> str:
+    from appliance.scanning.hid_decoder import HidDecoder
+    HidDecoder("us", terminators=(value,))   # raises ValueError naming the supported keys
+    return value.strip().lower() if value.strip().lower() in ("enter", "tab") else value.strip().upper()
+
+
+def _serial_terminator(value: str) -> str:
+    from appliance.scanning.serial_reader import terminator_bytes
+    terminator_bytes(value)
+    return value.upper()
+
+
+def _hex_bytes(value: str) -> str:
+    try:
+        data = bytes.fromhex(value)
+    except ValueError:
+        raise ValueError("must be bytes in hex, e.g. \"07\" or \"1B 42\"; empty for none") from None
+    return data.hex(" ").upper()
+
+
+def _latin1(value: str) -> str:
+    try:
+        value.encode("latin-1")
+    except UnicodeEncodeError:
+        raise ValueError("must be bytes 0x00-0xFF, written as characters (\\u0002 for STX)") from None
+    return value
+
+
+SCANNER_KINDS = ("hid", "serial", "replay")
+BAUD_RATES = (1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200, 230400, 460800, 921600)
+
+
+def _baud(value: int) -> int:
+    if value not in BAUD_RATES:
+        raise ValueError(f"must be one of {', '.join(map(str, BAUD_RATES))}")
+    return value
+
+
+@dataclass(frozen=True)
+class ScannerConfig:
+    """One barcode gun, a `[[scanner]]` entry. One flat table for every kind; a key of another kind is an error."""
+
+    kind: str = setting("hid (a USB gun that types, read through evdev), serial (a serial or USB-serial gun) or "
+                        "replay (scans from a file or a local socket: demos and tests)",
+                        check=choice(*SCANNER_KINDS))
+    station: str = setting("the station this gun belongs to, e.g. dock-1; its scans share that station's session",
+                           check=pattern(r"[a-z0-9][a-z0-9-]{0,31}", "must be 1-32 lower-case letters, digits "
+                                         "and -, starting with a letter or digit, e.g. dock-1"))
+    device: str = setting("which input device: a /dev/input/by-id/... path, vendor:product in hex as lsusb "
+                          "prints it (0c2e:0b61), or a name pattern (*Honeywell*)", "", check=_hid_device,
+                          kinds=("hid",), required_for=("hid",), unique=True, default_doc="none")
+    layout: str = setting("the keyboard layout the gun emulates: " + ", ".join(layouts()),
+                          "us", check=_layout, kinds=("hid",))
+    terminator: str = setting("what ends a scan: hid enter, tab or a key name (KEY_F12); serial CR, LF, CRLF, "
+                              "TAB, ETX or one byte 0xNN", "", kinds=("hid", "serial"),
+                              check={"hid": _hid_terminator, "serial": _serial_terminator},
+                              default_doc="enter (hid), CR (serial)")
+    timeout_ms: int = setting("keys further apart than this are not one scan: the half read so far is discarded, "
+                              "in ms", 500, check=in_range(20, 10_000), kinds=("hid",))
+    port: str = setting("serial port; prefer the stable /dev/serial/by-id/... name", "", kinds=("serial",),
+                        required_for=("serial",), unique=True,
+                        check=pattern(r"\S.*", "must name a port, e.g. /dev/ttyUSB0"), default_doc="none")
+    baud: int = setting("baud rate", 9600, check=_baud, kinds=("serial",))
+    parity: str = setting("parity: N, E, O, M or S", "N", check=one_of("N", "E", "O", "M", "S"), kinds=("serial",))
+    strip_prefix: str = setting("removed from the start of each scan when present (STX, a code-ID letter)", "",
+                                check=_latin1, kinds=("serial",))
+    strip_suffix: str = setting("removed from the end of each scan when present (ETX)", "", check=_latin1,
+                                kinds=("serial",))
+    path: Path = setting("a file of scans, one per line (<GS> for the separator), replayed once at start; "
+                         "with socket = true a unix socket to create, one scan per line written to it",
+                         None, kinds=("replay",), required_for=("replay",), unique=True, default_doc="none")
+    socket: bool = setting("path is a unix socket to listen on rather than a file", False, kinds=("replay",))
+    gs: str = setting("what this gun sends instead of the GS separator (0x1D) in GS1 codes, e.g. ~ or <GS>; empty "
+                      "when it sends 0x1D itself", "<GS>")
+    ok_reply: str = setting("bytes in hex written to the gun after a scan whose feedback is ok (many guns beep or "
+                            "light an LED on a host command); empty for nothing", "", check=_hex_bytes,
+                            kinds=("serial",))
+    warning_reply: str = setting("bytes in hex written to the gun after a scan whose feedback is a warning", "",
+                                 check=_hex_bytes, kinds=("serial",))
+    error_reply: str = setting("bytes in hex written to the gun after a scan whose feedback is an error", "",
+                               check=_hex_bytes, kinds=("serial",))
+
+    def __post_init__(self) -> None:
+        if not self.terminator and self.kind in ("hid", "serial"):
+            object.__setattr__(self, "terminator", "enter" if self.kind == "hid" else "CR")
+
+    @property
+    def gs_substitutes(self) -> tuple[str, ...]:
+        return (self.gs,) if self.gs else ()
+
+    def reply(self, level: str) -> bytes:
+        """The bytes to send back for a feedback `level` (ok, warning, error); b"" for none."""
+        return bytes.fromhex(getattr(self, f"{level}_reply", "") or "")
+
+
+# Example entries `appliance init` writes commented out, one per kind (tests load them).
+SCANNER_EXAMPLES = (
+    {"kind": "hid", "station": "dock-1", "device": "/dev/input/by-id/usb-Honeywell_Imaging_1900-event-kbd",
+     "layout": "de"},
+    {"kind": "serial", "station": "packing", "port": "/dev/serial/by-id/usb-Datalogic_Gryphon-if00-port0",
+     "baud": 9600, "ok_reply": "07"},
+    {"kind": "replay", "station": "demo", "path": "scan.sock", "socket": True},
+)
+
+
+@dataclass(frozen=True)
 class Config:
-    """The whole configuration. Fields typed as a dataclass are TOML sections, in this order."""
+    """The whole configuration. Fields typed as a dataclass are TOML sections, in this order; fields typed as a
+    tuple of a dataclass are arrays of tables (`[[scanner]]`), named by `metadata["toml"]`."""
 
     site: SiteConfig = field(metadata={"doc": "this box's site"})
     database: DatabaseConfig = field(metadata={"doc": "the SQLite ledger"})
     log: LogConfig = field(default_factory=LogConfig, metadata={"doc": "logging (to stdout, for journald)"})
     mqtt: MqttConfig | None = field(default=None, metadata={
         "doc": "the MQTT broker that carries multi-site sync; without this section sync is off"})
+    scanning: ScanningConfig = field(default_factory=ScanningConfig, metadata={
+        "doc": "what all scanners share"})
+    scanners: tuple[ScannerConfig, ...] = field(default=(), metadata={
+        "doc": "barcode guns: one [[scanner]] entry per gun; none by default", "toml": "scanner",
+        "examples": SCANNER_EXAMPLES})
     # Not compared: the same settings read from another file are the same configuration.
     source: Path | None = field(default=None, compare=False)
 
@@ -180,6 +334,30 @@ def section_class(hint: Any) -> type | None:
     if len(args) == 1 and type(None) in typing.get_args(hint) and dataclasses.is_dataclass(args[0]):
         return args[0]
     return None
+
+
+def arrays(schema: type = Config) -> list[tuple[dataclasses.Field, type]]:
+    """The arrays of tables of `schema`: its fields typed `tuple[SomeDataclass, ...]`, with that dataclass."""
+    hints = typing.get_type_hints(schema)
+    found = []
+    for f in dataclasses.fields(schema):
+        hint = hints[f.name]
+        args = typing.get_args(hint)
+        if typing.get_origin(hint) is tuple and len(args) == 2 and args[1] is Ellipsis \
+                and dataclasses.is_dataclass(args[0]):
+            found.append((f, args[0]))
+    return found
+
+
+def toml_name(f: dataclasses.Field) -> str:
+    """The name a section or array is written with in the file (`[[scanner]]` fills `Config.scanners`)."""
+    return f.metadata.get("toml", f.name)
+
+
+def applies(f: dataclasses.Field, kind: str | None) -> bool:
+    """Whether key `f` belongs to an entry of `kind` (keys without `kinds` belong to every kind)."""
+    kinds = f.metadata.get("kinds")
+    return kinds is None or kind is None or kind in kinds
 
 
 def is_optional_section(f: dataclasses.Field) -> bool:

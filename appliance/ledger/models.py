@@ -254,10 +254,26 @@ class ScanLog(BaseModel):
     message = pw.TextField(default="")
     movement_ids = pw.TextField(null=True)
     resolved_at = pw.TextField(null=True)
+    session = pw.TextField(null=True)       # JSON: the station's session before this scan (for a replay)
+    feedback = pw.TextField(null=True)      # JSON of scanning.feedback.Feedback
+    replay_of = pw.ForeignKeyField("self", null=True, column_name="replay_of", field="id", backref="+",
+                                   lazy_load=False)
+    replayed_by = pw.ForeignKeyField("self", null=True, column_name="replayed_by", field="id", backref="+",
+                                     lazy_load=False)
 
     class Meta:
         table_name = "scan_log"
 
 
+class StationSession(BaseModel):
+    station = pw.TextField(primary_key=True)
+    state = pw.TextField()                  # JSON of scanning.workflow.Session
+    updated_at = pw.TextField()
+
+    class Meta:
+        table_name = "station_session"
+
+
 MODELS = [Site, SiteKey, Supplier, Product, Variant, Pack, Barcode, Location, ReorderOverride, User, Movement, Op,
-          Stock, Transfer, Reservation, SyncPeer, SyncAlarm, RemoteRequest, ScanLog]
+          Stock, Transfer, Reservation, SyncPeer, SyncAlarm, RemoteRequest, ScanLog,
+          StationSession]

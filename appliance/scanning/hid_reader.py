@@ -123,6 +123,13 @@ class HidReader:
             ready, _, _ = select.select(list(open_guns), [], [], 0.2)
             for fd in ready:
                 self._drain(open_guns[fd])
+            # A scan broken off mid-code is dropped (and logged) once its gun has been quiet for the timeout,
+            # not only when the next trigger pull comes. evdev timestamps are on the wall clock.
+            now = time.time()
+            for gun in open_guns.values():
+                expire = getattr(gun.decoder, "expire", None)
+                if expire is not None:
+                    expire(now)
 
     def _attach_missing(self) -> None:
         try:

@@ -56,13 +56,17 @@ class SerialReader:
         self.connected = threading.Event()
         self.reconnects = 0
         self._buffer = b""
+        # The open port, for reply() from the scan worker thread while this reader's thread reads it.
+        self._link: serial.Serial | None = None
+        self._write_lock = threading.Lock()
 
     def run(self, stop: threading.Event) -> None:
         """Read until `stop` is set; a missing or vanished port is retried every `reconnect_s`."""
         announced = False
         while not stop.is_set():
             try:
-                link = serial.Serial(self.port, self.baud, parity=self.parity, timeout=0.1)
+                # write_timeout: a reply to a gun that holds flow control must not stall the scan worker.
+                link = serial.Serial(self.port, self.baud, parity=self.parity, timeout=0.1, write_timeout=1.0)
             except (serial.SerialException, OSError) as exc:
                 if not announced:
                     logger.warning("scanner %s at %s not available (%s); retrying every %.0fs",
@@ -72,6 +76,8 @@ class SerialReader:
                 continue
             announced = False
             logger.info("scanner %s connected at %s", self.station, self.port)
+            with self._write_lock:
+                self._link = link
             self.connected.set()
             try:
                 self._read(link, stop)
@@ -85,8 +91,27 @@ class SerialReader:
                 self.reconnects += 1
             finally:
                 self.connected.clear()
+                with self._write_lock:
+                    self._link = None
                 link.close()
             stop.wait(self.reconnect_s)
+
+    def reply(self, data: bytes) -> bool:
+        """Write `data` to the gun (a beep or LED command after a scan's feedback); thread-safe. False when the
+        gun is not connected or the write failed: a missed beep is logged, never an error for the scan."""
+        if not data:
+            return False
+        with self._write_lock:
+            link = self._link
+            if link is None:
+                logger.info("scanner %s not connected; reply %s not sent", self.station, data.hex(" "))
+                return False
+            try:
+                link.write(data)   # no flush(): tcdrain would wait for the bytes to leave the UART
+            except (serial.SerialException, OSError) as exc:
+                logger.warning("scanner %s: cannot send reply %s: %s", self.station, data.hex(" "), exc)
+                return False
+        return True
 
     def _read(self, link: serial.Serial, stop: threading.Event) -> None:
         while not stop.is_set():
