@@ -41,10 +41,14 @@ $app stock
 cat <<MSG
 
 The appliance is installed and its ledger is ready: $(.venv/bin/python -c 'import sys; print(sys.argv[1])' "$PWD/var/appliance.db")
-(configuration: $APPLIANCE_CONFIG). The web UI, scanners and sync arrive with their issues; until then:
+(configuration: $APPLIANCE_CONFIG). The web UI arrives with its issue; until then:
 
     export APPLIANCE_CONFIG=$APPLIANCE_CONFIG
     $app stock --lots                 # what is where
+    $app scan dock-1 CMD-RECEIVE      # scan by hand as a gun at station dock-1 would:
+    $app scan dock-1 BER-DOCK         #   receive into the dock,
+    $app scan dock-1 4006381333931    #   one bag of DOG-DRY-5 (its EAN-13)
+    $app print-command-sheet -o var/commands.pdf   # the command barcodes for the wall
     $app move ship --sku DOG-DRY-5 --location BER-A-01 --qty 3
     $app history --sku DOG-DRY-5      # every movement, newest first
     $app check                        # stock recomputed from movements
