@@ -54,7 +54,7 @@ COUNTING = Session(mode="count", location="BER-A-01", lines=(Line("DOG-5", 12), 
     # ship for an order typed as free text
     (Session(mode="ship", location="BER-A-01"), [Seen("unknown", "ORDER-9")], wf.Say("ok", "Order ORDER-9: scan the items"),
      Session(mode="ship", location="BER-A-01", ref_type="order", ref_id="ORDER-9")),
-    (Session(mode="ship"), [Seen("unknown", "4006381333931", gtin_like=True)], wf.Say, Session(mode="ship")),
+    (Session(mode="ship"), [Seen("unknown", "4006381333931", code_like=True)], wf.Say, Session(mode="ship")),
     # move: the first location is the source, a location after items is the destination
     (MOVING, [loc("BER-A-02")], wf.Relocate((Line("DOG-5", 2),), "BER-A-01", "BER-A-02", foreign=False),
      Session(mode="move", location="BER-A-01")),

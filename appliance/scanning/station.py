@@ -133,18 +133,23 @@ def to_seen(conn, info: dict[str, Any], site: str) -> Seen:
         return Seen("item", text, sku=info["sku"], units=info.get("units") or 1, lot=info.get("lot") or "",
                     expiry=info.get("expiry") or info.get("best_before"))
     if kind == "location":
+        code = info["location"]
         owner = info.get("location_site") or owner_by_prefix(
-            conn.execute("SELECT id, location_prefix FROM site WHERE NOT is_local"), info["location"])
+            conn.execute("SELECT id, location_prefix FROM site"), code)
         if owner is None:
-            return Seen("unknown", info["location"])
-        return Seen("location", text, location=info["location"], site=owner)
+            return Seen("unknown", code)   # free text that looks like a code, e.g. an order number ORDER-77
+        if owner == site and not info.get("location_site"):
+            # A bin of ours that this box does not know (a new label, a typo): never an order number.
+            return Seen("unknown", code, code_like=True)
+        # Another site's location seen for the first time is still a destination (TransferOps.destination).
+        return Seen("location", text, location=code, site=owner)
     if kind in ("document", "command", "quantity", "badge"):
         return Seen(kind, text, document=info.get("document"), document_type=info.get("document_type"),
                     command=info.get("command"), quantity=info.get("quantity"), login=info.get("login"))
     if kind == "gs1" and info.get("sscc") and not info.get("gtin"):
         return Seen("invalid", text, error=f"Pallet label {info['sscc']} (SSCC): pallets are not tracked; "
                                            "scan the items' codes")
-    return Seen("unknown", info.get("text") or text, gtin_like=bool(info.get("gtin")))
+    return Seen("unknown", info.get("text") or text, code_like=bool(info.get("gtin")))
 
 
 def refusal(exc: ApplianceError) -> str:

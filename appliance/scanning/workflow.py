@@ -82,7 +82,7 @@ class Seen:
     quantity: int | None = None
     login: str | None = None
     error: str = ""                    # invalid: why
-    gtin_like: bool = False            # an unknown product code rather than free text
+    code_like: bool = False            # an unknown GTIN or location code of ours, not free text
 
 
 # Actions: what the desk does with the ledger. Field names are what the desk reads.
@@ -188,7 +188,7 @@ def _dispatch(s: Session, seen: Seen, site: str) -> Step:
     if kind == "invalid":
         return Step(s, Say("error", seen.error or f"Cannot read {seen.text}"))
     if kind == "unknown":
-        if s.mode == "ship" and not seen.gtin_like and s.ref_id is None:
+        if s.mode == "ship" and not seen.code_like and s.ref_id is None:
             # A shop's order number printed as Code 128 (free text that is no item and no location of ours).
             return Step(replace(s, ref_type="order", ref_id=seen.text),
                         Say("ok", f"Order {seen.text}: scan the items" if s.location else
