@@ -42,6 +42,7 @@ from bench_ledger import bench_key, machine_info, setup_small, target  # noqa: E
 from appliance.config import ScannerConfig  # noqa: E402
 from appliance.ledger.requests import Move  # noqa: E402
 from appliance.ledger.service import Ledger  # noqa: E402
+from appliance.scanning.gs1 import check_digit  # noqa: E402
 from appliance.scanning.hid_reader import DeviceInfo  # noqa: E402
 from appliance.scanning.readers import Scanners  # noqa: E402
 from appliance.scanning.scan import Scan  # noqa: E402
@@ -59,8 +60,7 @@ def log(msg: str) -> None:
 
 def ean13(n: int) -> str:
     body = f"400638{n:06d}"
-    total = sum(int(d) * (3 if i % 2 else 1) for i, d in enumerate(body))
-    return body + str((10 - total % 10) % 10)
+    return body + str(check_digit(body))
 
 
 def gtin14(ean: str) -> str:

@@ -15,24 +15,13 @@ from appliance.config import (
 )
 from appliance.config import loader
 from appliance.config.schema import arrays, keys
+from test_config import load_errors, write
 
 REPO = Path(__file__).resolve().parent.parent
 MINIMAL = '[site]\nid = "BER"\n\n[database]\npath = "data/appliance.db"\n'
 HID = '[[scanner]]\nkind = "hid"\nstation = "dock-1"\ndevice = "0c2e:0b61"\n'
 SERIAL = '[[scanner]]\nkind = "serial"\nstation = "packing"\nport = "/dev/ttyUSB0"\n'
 REPLAY = '[[scanner]]\nkind = "replay"\nstation = "demo"\npath = "scans.txt"\n'
-
-
-def write(path: Path, text: str) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, encoding="utf-8")
-    return path
-
-
-def load_errors(path: Path) -> list[str]:
-    with pytest.raises(ConfigError) as caught:
-        load_config(path)
-    return caught.value.errors
 
 
 def entry(text: str, *lines: str) -> str:
