@@ -49,8 +49,10 @@ def test_locations_and_commands(cli):
 def test_scans_lists_the_log(cli):
     db = open_db(load_config(cli.config).database.path)
     try:
-        scan_log.record(db, Scan("dock-1", "replay:x", "9999999999994\x1d", 1_700_000_000.0), "unresolved",
-                        "unknown barcode")
+        with db.atomic("IMMEDIATE"):
+            scan_id = scan_log.insert(db.connection(), Scan("dock-1", "replay:x", "9999999999994\x1d",
+                                                            1_700_000_000.0), kind="gtin", interpretation=None)
+            scan_log.finish(db.connection(), scan_id, "unresolved", "unknown barcode")
     finally:
         db.close()
     rows = cli.json("scans", "--unresolved")

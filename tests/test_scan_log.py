@@ -10,12 +10,19 @@ from appliance.scanning import scan_log
 from appliance.scanning.scan import Scan, visible
 
 
+def log(db, scan: Scan, outcome: str, message: str = "", **kw) -> int:
+    with db.atomic("IMMEDIATE"):
+        conn = db.connection()
+        scan_id = scan_log.insert(conn, scan, kind=kw.pop("kind", None), interpretation=kw.pop("interpretation", None))
+        scan_log.finish(conn, scan_id, outcome, message, **kw)
+    return scan_id
+
+
 def test_raw_scans_are_kept_exactly_and_shown_with_visible_control_characters(db):
     raw = "]C10109501101530003\x1d21X\r"
-    first = scan_log.record(db, Scan("dock-1", "hid:gun", raw, 1_700_000_000.25), "unresolved", "unknown barcode",
-                            kind="gtin", interpretation={"kind": "gtin"})
-    scan_log.record(db, Scan("packing", "serial:/dev/ttyUSB0", "BER-A-01", 1_700_000_001.0), "ok",
-                    movement_ids=[7, 8])
+    first = log(db, Scan("dock-1", "hid:gun", raw, 1_700_000_000.25), "unresolved", "unknown barcode",
+                kind="gtin", interpretation={"kind": "gtin"})
+    log(db, Scan("packing", "serial:/dev/ttyUSB0", "BER-A-01", 1_700_000_001.0), "ok", movement_ids=[7, 8])
     rows = scan_log.recent(db)
     assert [r["station"] for r in rows] == ["packing", "dock-1"]
     dock = rows[1]
@@ -26,13 +33,16 @@ def test_raw_scans_are_kept_exactly_and_shown_with_visible_control_characters(db
     assert [r["id"] for r in scan_log.recent(db, station="packing")] == [rows[0]["id"]]
     stored = db.execute_sql("SELECT interpretation FROM scan_log WHERE id = ?", (first,)).fetchone()[0]
     assert json.loads(stored) == {"kind": "gtin"}
-    scan_log.mark_resolved(db, first)
+    scan_log.dismiss(db, first)
     assert scan_log.recent(db, unresolved=True) == []
+    with pytest.raises(scan_log.ScanNotFound):
+        scan_log.dismiss(db, 999)
 
 
 def test_an_unknown_outcome_is_refused(db):
     with pytest.raises(ValueError, match="outcome 'fine'"):
-        scan_log.record(db, Scan("s", "d", "x", 0.0), "fine")
+        log(db, Scan("s", "d", "x", 0.0), "fine")
+    assert scan_log.recent(db) == []   # and the transaction that tried it wrote nothing
 
 
 def test_visible_names_common_controls():

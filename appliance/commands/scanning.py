@@ -154,6 +154,5 @@ def cmd_replay(args, ctx) -> int:
 
 
 def cmd_dismiss(args, ctx) -> int:
-    from appliance.scanning.linking import dismiss
-    dismiss(ctx.app.db, args.scan_id)
+    scan_log.dismiss(ctx.app.db, args.scan_id)
     return 0

@@ -12,11 +12,10 @@ from typing import Any
 
 import peewee
 
-from appliance import clock
 from appliance.errors import InvalidInput, UnknownSku
 from appliance.ledger.sites import add_location, owns
 from appliance.scanning.resolve import gtin_spellings
-from appliance.scanning.station_actions import ScanNotFound
+from appliance.scanning.scan_log import ScanNotFound
 
 
 def scanned_code(interpretation: dict[str, Any]) -> str:
@@ -76,11 +75,3 @@ def _link_variant(db: peewee.SqliteDatabase, code: str, sku: str, pack: str | No
     kind = "gtin" if len(code) == 14 and code.isdigit() else "supplier"
     db.execute_sql("INSERT INTO barcode (code, variant_id, pack_id, kind) VALUES (?, ?, ?, ?)",
                    (code, variant[0], pack_id, kind))
-
-
-def dismiss(db: peewee.SqliteDatabase, scan_id: int) -> None:
-    """Mark an unresolved scan as dealt with without replaying it (a misread, a code of no interest)."""
-    with db.atomic("IMMEDIATE"):
-        if db.execute_sql("UPDATE scan_log SET resolved_at = coalesce(resolved_at, ?) WHERE id = ?",
-                          (clock.now_ts(), scan_id)).rowcount == 0:
-            raise ScanNotFound(scan_id)

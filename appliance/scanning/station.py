@@ -26,7 +26,7 @@ import peewee
 from appliance import clock
 from appliance.errors import ApplianceError, InsufficientStock, InvalidInput
 from appliance.ledger.sites import owner_by_prefix
-from appliance.scanning import station_actions, workflow
+from appliance.scanning import scan_log, station_actions, workflow
 from appliance.scanning.barcodes import interpret
 from appliance.scanning.feedback import Feedback, StockLine
 from appliance.scanning.resolve import resolve
@@ -57,7 +57,7 @@ class StationDesk:
         row = self.db.execute_sql("SELECT station, raw, session, replayed_by, outcome FROM scan_log WHERE id = ?",
                                   (scan_id,)).fetchone()
         if row is None:
-            raise station_actions.ScanNotFound(scan_id)
+            raise scan_log.ScanNotFound(scan_id)
         station, raw, snapshot, replayed_by, outcome = row
         if replayed_by is not None:
             raise station_actions.AlreadyReplayed(scan_id, replayed_by)
@@ -87,12 +87,9 @@ class StationDesk:
         seen = to_seen(conn, info, self.site)
         before = override if override is not None else load_session(conn, scan.station)
         planned = workflow.step(before, seen, scan.at, site=self.site, idle_timeout_s=self.idle_timeout_s)
-        scan_id = conn.execute(
-            "INSERT INTO scan_log (at, station, device, raw, kind, interpretation, outcome, session, replay_of)"
-            " VALUES (?, ?, ?, ?, ?, ?, 'ok', ?, ?)",
-            (clock.to_ts(clock.from_epoch(scan.at)), scan.station, scan.device, scan.raw, found.kind,
-             json.dumps(info, ensure_ascii=False, default=str), json.dumps(before.to_json()),
-             replay_of)).lastrowid
+        # The row first: its id is the op id of whatever the scan posts.
+        scan_id = scan_log.insert(conn, scan, kind=found.kind, interpretation=info, session=before.to_json(),
+                                  replay_of=replay_of)
         ops.user = planned.session.user
         ops.op_id = f"scan-replay:{replay_of}" if replay_of is not None else f"scan:{scan.station}:{scan_id}"
         after = planned.session
@@ -111,10 +108,8 @@ class StationDesk:
                             stock=tuple(stock_lines(conn, done.pairs)), movement_ids=done.movement_ids,
                             scan_id=scan_id, unresolved=unresolved)
         feedback = with_low_stock(conn, feedback, done)
-        conn.execute("UPDATE scan_log SET outcome = ?, message = ?, movement_ids = ?, feedback = ? WHERE id = ?",
-                     ("unresolved" if unresolved else feedback.level, feedback.message,
-                      json.dumps(list(done.movement_ids)) if done.movement_ids else None,
-                      json.dumps(feedback.to_dict(), ensure_ascii=False), scan_id))
+        scan_log.finish(conn, scan_id, "unresolved" if unresolved else feedback.level, feedback.message,
+                        movement_ids=done.movement_ids, feedback=feedback.to_dict())
         if replay_of is None:
             save_session(conn, scan.station, after)
         else:

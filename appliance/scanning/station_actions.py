@@ -11,19 +11,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from appliance.errors import InvalidInput, NotFound, TransferClosed, UnknownTransfer, UnknownUser
+from appliance.errors import InvalidInput, TransferClosed, UnknownTransfer, UnknownUser
 from appliance.ledger.requests import Move, MovementRecord, digest
 from appliance.scanning import workflow as wf
 from appliance.scanning.workflow import Line
 
 LOOKUP_SHOWN = 4   # locations named in a lookup message; the UI shows all of them from `stock`
-
-
-class ScanNotFound(NotFound):
-    code = "unknown_scan"
-
-    def __init__(self, scan_id: int) -> None:
-        super().__init__(f"no scan {scan_id} in the scan log", scan_id=scan_id)
 
 
 class AlreadyReplayed(InvalidInput):
