@@ -342,3 +342,14 @@ def test_a_box_that_is_recovering_refuses_scans_visibly(desk, ledger):
     refused = gun(EAN)
     assert refused.level == "error" and "recovering" in refused.message.lower()
     assert ledger.db.execute_sql("SELECT count(*) FROM scan_log").fetchone()[0] == 3
+
+
+def test_a_scan_whose_transaction_fails_is_still_logged(desk, ledger, monkeypatch):
+    def broken(ops, action):
+        raise KeyError("a bug")
+    monkeypatch.setattr("appliance.scanning.station_actions.carry_out", broken)
+    failed = Gun(desk)(EAN)
+    assert failed.level == "error" and failed.message.startswith("Not booked: the box could not carry out")
+    row = ledger.db.execute_sql("SELECT raw, outcome, message FROM scan_log WHERE id = ?",
+                                (failed.scan_id,)).fetchone()
+    assert row == (EAN, "error", failed.message)

@@ -76,10 +76,23 @@ class StationDesk:
         try:
             with self.ledger.write(device=scan.device) as ops:
                 return self._in_transaction(ops, scan, found, session, replay_of)
-        except Exception as exc:   # the database itself failed (disk full, locked too long): say so at the dock
+        except Exception as exc:   # the database failed (disk full, locked too long), or a bug: say so at the dock
             logger.exception("station %s: scan %s failed", scan.station, visible(scan.raw))
-            return Feedback(scan.station, "error", f"Not booked: the box could not write ({exc.__class__.__name__})",
-                            prompt="Scan again in a moment")
+            message = f"Not booked: the box could not carry out this scan ({exc.__class__.__name__})"
+            return Feedback(scan.station, "error", message, prompt="Scan again in a moment",
+                            scan_id=self._log_failure(scan, found, message))
+
+    def _log_failure(self, scan: Scan, found, message: str) -> int | None:
+        """Keep the raw scan in the log even when its transaction rolled back; best effort (the journal has it)."""
+        try:
+            with self.db.atomic("IMMEDIATE"):
+                conn = self.db.connection()
+                scan_id = scan_log.insert(conn, scan, kind=found.kind, interpretation=found.to_dict())
+                scan_log.finish(conn, scan_id, "error", message)
+                return scan_id
+        except Exception:
+            logger.exception("station %s: scan %s could not be logged either", scan.station, visible(scan.raw))
+            return None
 
     def _in_transaction(self, ops, scan: Scan, found, override: Session | None, replay_of: int | None) -> Feedback:
         conn = ops.conn
