@@ -23,7 +23,7 @@ from appliance import clock
 from appliance.errors import InconsistentState, InvalidInput, UnknownUser
 from appliance.ledger.movement_token import Signer
 from appliance.ledger.operations import Operations
-from appliance.ledger.requests import Move, PostResult, digest
+from appliance.ledger.requests import Move, MovementRecord, PostResult, digest
 from appliance.sync.identity import SigningKey
 
 logger = logging.getLogger(__name__)
@@ -77,14 +77,7 @@ class Ledger:
             move.validate()
         _check_op_id(op_id)
         with self.write(user=user, device=device, op_id=op_id) as ops:
-            if op_id is not None:
-                earlier = ops.claim_op(op_id, digest(batch))
-                if earlier is not None:
-                    return PostResult(earlier, replayed=True)
-            records = []
-            for move in batch:
-                records.extend(ops.apply(move))
-        return PostResult(records)
+            return apply_request(ops, batch)
 
     def reverse(self, movement_id: int, reason: str, *, op_id: str | None = None, user: str | None = None,
                 device: str | None = None) -> PostResult:
@@ -128,6 +121,25 @@ class Ledger:
         if expired:
             logger.info("expired %d reservation(s): %s", len(expired), expired)
         return expired
+
+
+def apply_request(ops: Operations, batch: Sequence[Move],
+                  then: Callable[[Move, list[MovementRecord]], list[MovementRecord]] | None = None) -> PostResult:
+    """A validated batch inside an open write: claim the transaction's op id (a retry gets the earlier
+    movements back), then apply every move. `then(move, records)` adds what a move implies in the same request
+    (a move within the site closes its transfer at once). Also used by the station desk, whose scan owns the
+    transaction."""
+    if ops.op_id is not None:
+        earlier = ops.claim_op(ops.op_id, digest(list(batch)))
+        if earlier is not None:
+            return PostResult(earlier, replayed=True)
+    records: list[MovementRecord] = []
+    for move in batch:
+        done = ops.apply(move)
+        records.extend(done)
+        if then is not None:
+            records.extend(then(move, done))
+    return PostResult(records)
 
 
 def _check_op_id(op_id: str | None) -> None:

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from appliance.errors import InvalidInput, TransferClosed, UnknownTransfer, UnknownUser
-from appliance.ledger.requests import Move, MovementRecord, digest
+from appliance.ledger.requests import Move, MovementRecord
+from appliance.ledger.service import apply_request
 from appliance.scanning import workflow as wf
 from appliance.scanning.workflow import Line
 
@@ -40,17 +41,11 @@ def carry_out(ops, action: wf.Action) -> Done:
     return _HANDLERS[type(action)](ops, action)
 
 
-def _post(ops, moves: list[Move]) -> list[MovementRecord]:
+def _post(ops, moves: list[Move], then=None) -> list[MovementRecord]:
     """The ledger's post, inside the scan's transaction: validated, idempotent on the scan's op id."""
     for move in moves:
         move.validate()
-    earlier = ops.claim_op(ops.op_id, digest(moves))
-    if earlier is not None:
-        return earlier
-    records = []
-    for move in moves:
-        records.extend(ops.apply(move))
-    return records
+    return apply_request(ops, moves, then).movements
 
 
 def _ids(records: list[MovementRecord]) -> tuple[int, ...]:
@@ -155,23 +150,13 @@ def _hold(ops, a: wf.Hold) -> Done:
 
 
 def _relocate(ops, a: wf.Relocate) -> Done:
-    records: list[MovementRecord] = []
-    codes = []
-    moves = [Move("transfer_out", sku=line.sku, location=a.source, to_location=a.destination, qty=line.qty,
-                  lot=line.lot) for line in a.lines]
-    for move in moves:
-        move.validate()
-    earlier = ops.claim_op(ops.op_id, digest(moves))
-    if earlier is not None:
-        records = earlier
-    else:
-        for move in moves:
-            out = ops.apply(move)
-            records.extend(out)
-            codes.append(out[0].ref_id)
-            if not a.foreign:
-                # Within the site the goods arrive as they leave: the transfer is closed in the same post.
-                records.extend(ops.apply(Move("transfer_in", transfer=out[0].ref_id, qty=move.qty, close=True)))
+    def arrive(move: Move, out: list[MovementRecord]) -> list[MovementRecord]:
+        # Within the site the goods arrive as they leave: the transfer is closed in the same post.
+        return ops.apply(Move("transfer_in", transfer=out[0].ref_id, qty=move.qty, close=True))
+
+    records = _post(ops, [Move("transfer_out", sku=line.sku, location=a.source, to_location=a.destination,
+                               qty=line.qty, lot=line.lot) for line in a.lines], None if a.foreign else arrive)
+    codes = list(dict.fromkeys(r.ref_id for r in records if r.kind == "transfer_out"))
     count = sum(line.qty for line in a.lines)
     pairs = tuple((line.sku, a.source) for line in a.lines) + tuple((line.sku, a.destination) for line in a.lines)
     if a.foreign:
