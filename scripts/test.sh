@@ -4,8 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# System packages the test suite drives for real (the sync issue adds mosquitto, the web issue chromium).
-apt_packages=(mosquitto mosquitto-clients openssl shellcheck)
+# System packages the test suite drives for real: the broker, TLS tools, the shell linter, the browser.
+apt_packages=(mosquitto mosquitto-clients openssl shellcheck chromium)
 missing=()
 for pkg in "${apt_packages[@]}"; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

@@ -57,3 +57,13 @@ def fake_clock() -> FakeClock:
 def ledger(db: peewee.SqliteDatabase, fake_clock: FakeClock) -> Ledger:
     populate(db)
     return Ledger(db, SITE, SITE_KEY, now=fake_clock)
+
+
+@pytest.fixture
+def web(tmp_path: Path):
+    """The web app over a populated ledger with one user per role (tests/webtools.py)."""
+    from webtools import make_web
+    made = make_web(tmp_path)
+    yield made
+    made.app.extensions["appliance"].feed.stop()
+    made.parts.close()

@@ -1,4 +1,4 @@
-"""init, migrate, check-config, location, user."""
+"""init, migrate, check-config, location."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 from appliance.commands.output import info, print_json, print_table
 from appliance.errors import InvalidInput
 from appliance.ledger import sites
-from appliance.ledger.models import Location, User
+from appliance.ledger.models import Location
 from appliance.sync import registry
 
 
@@ -40,17 +40,6 @@ def register(commands) -> None:
     p.add_argument("--site", help="only this site's locations")
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=cmd_location_list)
-
-    usr = commands.add_parser("user", help="add and list users").add_subparsers(
-        dest="user_command", metavar="ACTION", required=True)
-    p = usr.add_parser("add", help="add a user")
-    p.add_argument("login")
-    p.add_argument("--name", default="")
-    p.add_argument("--role", default="staff", choices=User.ROLES)
-    p.set_defaults(handler=cmd_user_add)
-    p = usr.add_parser("list", help="list users")
-    p.add_argument("--json", action="store_true")
-    p.set_defaults(handler=cmd_user_list)
 
 
 def cmd_init(args, ctx) -> int:
@@ -129,22 +118,4 @@ def cmd_location_list(args, ctx) -> int:
     else:
         print_table(["code", "site", "kind", "parent", "name"],
                     [[r["code"], r["site"], r["kind"], r["parent"], r["name"]] for r in rows])
-    return 0
-
-
-def cmd_user_add(args, ctx) -> int:
-    user = sites.add_user(ctx.app.db, args.login, name=args.name, role=args.role)
-    print(user.login)
-    return 0
-
-
-def cmd_user_list(args, ctx) -> int:
-    ctx.app  # opening the app binds the models
-    rows = [{"login": u.login, "name": u.name, "role": u.role, "active": u.active}
-            for u in User.select().order_by(User.login)]
-    if args.json:
-        print_json(rows)
-    else:
-        print_table(["login", "role", "active", "name"],
-                    [[r["login"], r["role"], "yes" if r["active"] else "no", r["name"]] for r in rows])
     return 0

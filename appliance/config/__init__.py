@@ -14,14 +14,14 @@ from appliance.config.loader import (
     starter_config,
 )
 from appliance.config.schema import (
-    Config, DatabaseConfig, LogConfig, ScannerConfig, ScanningConfig, SiteConfig, currency_digits,
+    Config, DatabaseConfig, LogConfig, ScannerConfig, ScanningConfig, SiteConfig, WebConfig, currency_digits,
 )
 from appliance.config.secrets import read_secret
 from appliance.errors import ConfigError
 
 __all__ = [
     "Config", "ConfigError", "DatabaseConfig", "ENV_VAR", "LogConfig", "SEARCH_PATHS", "ScannerConfig",
-    "ScanningConfig", "SiteConfig",
+    "ScanningConfig", "SiteConfig", "WebConfig",
     "currency_digits", "find_config_path", "load_config", "parse_config", "read_secret", "reference_markdown",
     "render_effective", "starter_config",
 ]

@@ -165,6 +165,36 @@ class ScanningConfig:
                                     "long goes back to lookup, in seconds", 300.0, check=in_range(10, 86400))
 
 
+def _bind(value: str) -> str:
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise ValueError("must be HOST:PORT, e.g. 0.0.0.0:8080 (every address) or 127.0.0.1:8080 (this box only)")
+    return value
+
+
+@dataclass(frozen=True)
+class WebConfig:
+    bind: str = setting("address and port the web UI listens on (HOST:PORT)", "0.0.0.0:8080", check=_bind)
+    workers: int = setting("gunicorn worker processes; each serves `threads` requests at once", 2,
+                           check=in_range(1, 16))
+    threads: int = setting("threads per worker; every open page holds one for its live updates", 32,
+                           check=in_range(2, 256))
+    timeout_s: int = setting("a worker silent for this long is restarted, in seconds", 60, check=in_range(10, 3600))
+    secret_key: str | None = secret("key that signs session cookies (at least 32 characters); without it a "
+                                    "random one is kept in web-secret.key beside the database",
+                                    credential="web-secret-key", env="APPLIANCE_WEB_SECRET_KEY")
+    secure_cookies: bool = setting("send cookies only over HTTPS; turn on when a TLS proxy fronts the UI", False)
+    session_hours: float = setting("a login lasts this long without use, in hours", 12.0,
+                                   check=in_range(0.1, 24 * 90))
+    login_max_failures: int = setting("wrong passwords in a row before the account is locked", 5,
+                                      check=in_range(1, 100))
+    login_lockout_s: int = setting("how long a locked account (or a device that guessed too often) waits, in "
+                                   "seconds", 900, check=in_range(10, 86400))
+    advertise: bool = setting("announce the UI on the LAN with zeroconf (mDNS), so phones find it", True)
+    language: str = setting("language of the UI when the browser asks for none we have: en, de or pl", "en",
+                            check=choice("en", "de", "pl"))
+
+
 # Scanner checks import the reader modules lazily: loading the config must not need pyserial.
 
 def _hid_device(value: str) -> str:
@@ -292,6 +322,7 @@ class Config:
     log: LogConfig = field(default_factory=LogConfig, metadata={"doc": "logging (to stdout, for journald)"})
     mqtt: MqttConfig | None = field(default=None, metadata={
         "doc": "the MQTT broker that carries multi-site sync; without this section sync is off"})
+    web: WebConfig = field(default_factory=WebConfig, metadata={"doc": "the LAN web UI and JSON API"})
     scanning: ScanningConfig = field(default_factory=ScanningConfig, metadata={
         "doc": "what all scanners share"})
     scanners: tuple[ScannerConfig, ...] = field(default=(), metadata={

@@ -110,9 +110,37 @@ class User(BaseModel):
     role = pw.TextField()
     active = pw.BooleanField(default=True)
     created_at = pw.TextField(default=clock.now_ts)
+    password_hash = pw.TextField(null=True)
+    failed_logins = pw.IntegerField(default=0)
+    locked_until = pw.TextField(null=True)
+    session_version = pw.IntegerField(default=1)
+    language = pw.TextField(null=True)
 
     class Meta:
         table_name = "app_user"
+
+
+class ApiToken(BaseModel):
+    login = pw.TextField()
+    name = pw.TextField()
+    role = pw.TextField()
+    token_hash = pw.TextField(unique=True)
+    created_at = pw.TextField(default=clock.now_ts)
+    last_used_at = pw.TextField(null=True)
+    revoked_at = pw.TextField(null=True)
+
+    class Meta:
+        table_name = "api_token"
+
+
+class LoginThrottle(BaseModel):
+    client = pw.TextField(primary_key=True)
+    failures = pw.IntegerField()
+    window_start = pw.TextField()
+    blocked_until = pw.TextField(null=True)
+
+    class Meta:
+        table_name = "login_throttle"
 
 
 class Movement(BaseModel):
@@ -274,6 +302,7 @@ class StationSession(BaseModel):
         table_name = "station_session"
 
 
-MODELS = [Site, SiteKey, Supplier, Product, Variant, Pack, Barcode, Location, ReorderOverride, User, Movement, Op,
+MODELS = [Site, SiteKey, Supplier, Product, Variant, Pack, Barcode, Location, ReorderOverride, User, ApiToken,
+          LoginThrottle, Movement, Op,
           Stock, Transfer, Reservation, SyncPeer, SyncAlarm, RemoteRequest, ScanLog,
           StationSession]

@@ -1,0 +1,1 @@
+"""Who may do what: roles and their permissions, passwords, login throttling and API tokens."""

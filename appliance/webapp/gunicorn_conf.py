@@ -1,0 +1,25 @@
+"""gunicorn settings for the web UI, read from the appliance config (`[web]`). Used by `appliance web`:
+
+    gunicorn -c <this file> appliance.webapp.wsgi:app
+
+Threads, not processes, carry the concurrency: every open page keeps one Server-Sent Events stream (one
+thread) and SQLite serialises writers anyway. `preload_app` stays off so no database connection crosses a fork.
+"""
+
+from appliance.config import find_config_path, load_config
+
+_web = load_config(find_config_path(None)).web
+
+bind = [_web.bind]
+workers = _web.workers
+threads = _web.threads
+worker_class = "gthread"
+timeout = _web.timeout_s
+graceful_timeout = 10
+keepalive = 5
+preload_app = False
+accesslog = None
+errorlog = "-"
+loglevel = "info"
+proc_name = "appliance-web"
+# SSE streams end by themselves (events.STREAM_LIFETIME_S) and browsers reconnect, so a restart is quick.
