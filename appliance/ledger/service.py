@@ -110,6 +110,21 @@ class Ledger:
         return self.post(Move("transfer_out", sku=sku, location=from_location, to_location=to_location,
                               qty=qty, lot=lot), **kw)
 
+    def move(self, moves: Move | Sequence[Move], *, op_id: str | None = None, user: str | None = None,
+             device: str | None = None) -> PostResult:
+        """Move stock between two locations of this site: each `transfer_out` arrives in the same transaction
+        (its transfer closed at once), so nothing is ever "in transit" inside one warehouse."""
+        batch = [moves] if isinstance(moves, Move) else list(moves)
+        if not batch:
+            raise InvalidInput("nothing to move", field="moves")
+        for move in batch:
+            if move.kind != "transfer_out":
+                raise InvalidInput(f"a move is a transfer_out within this site, not {move.kind!r}", field="kind")
+            move.validate()
+        _check_op_id(op_id)
+        with self.write(user=user, device=device, op_id=op_id) as ops:
+            return apply_request(ops, batch, then=arrive_within_site(ops))
+
     def transfer_in(self, transfer: str | int, qty: int, *, close: bool = False, **kw) -> PostResult:
         return self.post(Move("transfer_in", transfer=str(transfer), qty=qty, close=close), **kw)
 
@@ -140,6 +155,18 @@ def apply_request(ops: Operations, batch: Sequence[Move],
         if then is not None:
             records.extend(then(move, done))
     return PostResult(records)
+
+
+def arrive_within_site(ops: Operations) -> Callable[[Move, list[MovementRecord]], list[MovementRecord]]:
+    """The `then` of a move: the goods arrive as they leave. A destination on another site is refused, because a
+    move would otherwise quietly become an inter-site transfer."""
+    def arrive(move: Move, out: list[MovementRecord]) -> list[MovementRecord]:
+        owner = ops.conn.execute("SELECT site_id FROM location WHERE code = ?", (move.to_location,)).fetchone()
+        if owner is None or owner[0] != ops.site:
+            raise InvalidInput(f"{move.to_location} is not a location of this site ({ops.site}); send stock to "
+                               "another site as a transfer", field="to_location")
+        return ops.apply(Move("transfer_in", transfer=out[0].ref_id, qty=move.qty, close=True))
+    return arrive
 
 
 def _check_op_id(op_id: str | None) -> None:

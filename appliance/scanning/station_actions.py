@@ -13,7 +13,7 @@ from typing import Any
 
 from appliance.errors import InvalidInput, TransferClosed, UnknownTransfer, UnknownUser
 from appliance.ledger.requests import Move, MovementRecord
-from appliance.ledger.service import apply_request
+from appliance.ledger.service import apply_request, arrive_within_site
 from appliance.scanning import workflow as wf
 from appliance.scanning.workflow import Line
 
@@ -150,12 +150,9 @@ def _hold(ops, a: wf.Hold) -> Done:
 
 
 def _relocate(ops, a: wf.Relocate) -> Done:
-    def arrive(move: Move, out: list[MovementRecord]) -> list[MovementRecord]:
-        # Within the site the goods arrive as they leave: the transfer is closed in the same post.
-        return ops.apply(Move("transfer_in", transfer=out[0].ref_id, qty=move.qty, close=True))
-
     records = _post(ops, [Move("transfer_out", sku=line.sku, location=a.source, to_location=a.destination,
-                               qty=line.qty, lot=line.lot) for line in a.lines], None if a.foreign else arrive)
+                               qty=line.qty, lot=line.lot) for line in a.lines],
+                    None if a.foreign else arrive_within_site(ops))
     codes = list(dict.fromkeys(r.ref_id for r in records if r.kind == "transfer_out"))
     count = sum(line.qty for line in a.lines)
     pairs = tuple((line.sku, a.source) for line in a.lines) + tuple((line.sku, a.destination) for line in a.lines)

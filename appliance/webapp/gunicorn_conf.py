@@ -23,3 +23,5 @@ errorlog = "-"
 loglevel = "info"
 proc_name = "appliance-web"
 # SSE streams end by themselves (events.STREAM_LIFETIME_S) and browsers reconnect, so a restart is quick.
+# gunicorn 24+ opens a control socket under $HOME; the service user has no home, and nothing uses it.
+control_socket_disable = True
