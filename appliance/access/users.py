@@ -90,6 +90,13 @@ def set_role(db: peewee.SqliteDatabase, login: str, role: str) -> None:
         User.update(role=role, session_version=user.session_version + 1).where(User.id == user.id).execute()
 
 
+def unlock(db: peewee.SqliteDatabase, login: str) -> None:
+    """Lift a lockout early (a manager vouches for the person); sessions stay as they are."""
+    with db.atomic("IMMEDIATE"):
+        user = _user(login)
+        User.update(failed_logins=0, locked_until=None).where(User.id == user.id).execute()
+
+
 def _other_active_managers(user: User) -> int:
     return User.select().where(User.role == "manager", User.active == True, User.id != user.id).count()  # noqa: E712
 

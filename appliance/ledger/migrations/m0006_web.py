@@ -35,6 +35,8 @@ def up(conn):
             blocked_until TEXT
         )""")
 
+    # Reversing a movement looks for an earlier reversal of it; the history pages show "reversed by".
+    conn.execute("CREATE INDEX movement_reverses ON movement(reverses_id) WHERE reverses_id IS NOT NULL")
     conn.execute("CREATE VIRTUAL TABLE variant_search USING fts5(sku, text, tokenize = 'trigram')")
     conn.execute("""
         INSERT INTO variant_search (rowid, sku, text)
