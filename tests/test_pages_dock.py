@@ -45,8 +45,8 @@ def test_receiving_by_typed_scans_books_stock_and_logs_each_scan(web, barcode):
     assert feedback["stock"] == [{"sku": "DOG-5", "location": "BER-A-01", "on_hand": 1, "available": 1}]
 
     movement = Movement.get_by_id(feedback["movement_ids"][0])
-    assert (movement.kind, movement.variant.sku, movement.location.code, movement.d_on_hand, movement.device) == \
-        ("receive", "DOG-5", "BER-A-01", 1, "web:sam")
+    assert (movement.kind, movement.variant.sku, movement.location.code, movement.d_on_hand, movement.device,
+            movement.user_login) == ("receive", "DOG-5", "BER-A-01", 1, "web:sam", "sam")
     logged = list(ScanLog.select().where(ScanLog.station == "dock-1").order_by(ScanLog.id))
     assert [row.raw for row in logged] == ["CMD-RECEIVE", "BER-A-01", barcode]
     assert {row.device for row in logged} == {"web:sam"}

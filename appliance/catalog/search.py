@@ -48,7 +48,7 @@ def search_variants(conn: sqlite3.Connection, text: str = "", *, limit: int = 50
     enough for the trigram index and the total would need a full count; the page shows 'more')."""
     limit = max(1, min(int(limit), MAX_LIMIT))
     offset = max(0, int(offset))
-    text = (text or "").strip()
+    text = (text or "").replace("\x00", "").strip()  # FTS5 refuses NUL; a pasted one means nothing here
     active = "" if include_inactive else " AND v.active"
     if not text:
         total = conn.execute(f"SELECT count(*) {_FROM} WHERE 1{active}").fetchone()[0]

@@ -47,9 +47,10 @@ class StationDesk:
         self.idle_timeout_s = idle_timeout_s
         self.today = today
 
-    def handle(self, scan: Scan, gs_substitutes: tuple[str, ...] = ("<GS>",)) -> Feedback:
-        """Carry out one scan at its station; never raises for anything the scan or the ledger did."""
-        return self._run(scan, gs_substitutes)
+    def handle(self, scan: Scan, gs_substitutes: tuple[str, ...] = ("<GS>",), user: str | None = None) -> Feedback:
+        """Carry out one scan at its station; never raises for anything the scan or the ledger did. `user`: who
+        scanned, when the scan says it (a logged-in browser); a badge scanned at the station still wins."""
+        return self._run(scan, gs_substitutes, user=user)
 
     def replay(self, scan_id: int, gs_substitutes: tuple[str, ...] = ("<GS>",)) -> Feedback:
         """Run a logged scan again (after its code was linked), in the session it was scanned in; the station's
@@ -71,11 +72,11 @@ class StationDesk:
         return self._run(scan, gs_substitutes, session=replace(session, touched=scan.at), replay_of=scan_id)
 
     def _run(self, scan: Scan, gs_substitutes: tuple[str, ...], *, session: Session | None = None,
-             replay_of: int | None = None) -> Feedback:
+             replay_of: int | None = None, user: str | None = None) -> Feedback:
         found = interpret(scan.raw, gs_substitutes=gs_substitutes, today=self.today())
         try:
             with self.ledger.write(device=scan.device) as ops:
-                return self._in_transaction(ops, scan, found, session, replay_of)
+                return self._in_transaction(ops, scan, found, session, replay_of, user)
         except Exception as exc:   # the database failed (disk full, locked too long), or a bug: say so at the dock
             logger.exception("station %s: scan %s failed", scan.station, visible(scan.raw))
             message = f"Not booked: the box could not carry out this scan ({exc.__class__.__name__})"
@@ -94,7 +95,8 @@ class StationDesk:
             logger.exception("station %s: scan %s could not be logged either", scan.station, visible(scan.raw))
             return None
 
-    def _in_transaction(self, ops, scan: Scan, found, override: Session | None, replay_of: int | None) -> Feedback:
+    def _in_transaction(self, ops, scan: Scan, found, override: Session | None, replay_of: int | None,
+                        user: str | None = None) -> Feedback:
         conn = ops.conn
         info = resolve(conn, found)
         seen = to_seen(conn, info, self.site)
@@ -103,7 +105,7 @@ class StationDesk:
         # The row first: its id is the op id of whatever the scan posts.
         scan_id = scan_log.insert(conn, scan, kind=found.kind, interpretation=info, session=before.to_json(),
                                   replay_of=replay_of)
-        ops.user = planned.session.user
+        ops.user = planned.session.user or user
         ops.op_id = f"scan-replay:{replay_of}" if replay_of is not None else f"scan:{scan.station}:{scan_id}"
         after = planned.session
         try:

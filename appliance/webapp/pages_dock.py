@@ -130,5 +130,5 @@ def scan(station: str):
     desk = StationDesk(app.db, app.ledger, idle_timeout_s=app.config.scanning.idle_timeout_s)
     # The device names who typed it: the scan log and the movements' `device` say so.
     scanned = Scan(station, f"{SOURCES[source]}:{principal().login}", code, time.time())
-    feedback = desk.handle(scanned, GS_SUBSTITUTES)
+    feedback = desk.handle(scanned, GS_SUBSTITUTES, user=principal().login)
     return jsonify(feedback.to_dict())

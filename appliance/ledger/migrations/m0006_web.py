@@ -37,6 +37,10 @@ def up(conn):
 
     # Reversing a movement looks for an earlier reversal of it; the history pages show "reversed by".
     conn.execute("CREATE INDEX movement_reverses ON movement(reverses_id) WHERE reverses_id IS NOT NULL")
+    # "What did Jan book this week?" on the movements page.
+    conn.execute("CREATE INDEX movement_user_ts ON movement(user_login, ts) WHERE user_login IS NOT NULL")
+    # The dock screen reads one station's latest scans.
+    conn.execute("CREATE INDEX scan_log_station ON scan_log(station, id)")
     conn.execute("CREATE VIRTUAL TABLE variant_search USING fts5(sku, text, tokenize = 'trigram')")
     conn.execute("""
         INSERT INTO variant_search (rowid, sku, text)
