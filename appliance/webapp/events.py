@@ -47,6 +47,11 @@ class Cursor:
         return cls(int(match.group(1)), int(match.group(2)), match.group(3) or "")
 
 
+# Set when the worker is told to stop (gunicorn_conf.py): open streams end within a second, the browsers
+# reconnect (to the next worker) with Last-Event-ID, and a restart does not wait out the graceful timeout.
+SHUTDOWN = threading.Event()
+
+
 class ChangeFeed:
     """Wakes waiting streams when the database changed. Started on first use, in the web process only."""
 
@@ -170,7 +175,7 @@ def stream(feed: ChangeFeed, connect, cursor: Cursor, topics: frozenset[str], st
     yield "retry: 2000\n\n"
     ends = time.monotonic() + lifetime_s
     last_beat = time.monotonic()
-    while time.monotonic() < ends:
+    while time.monotonic() < ends and not SHUTDOWN.is_set():
         generation = feed.generation  # read before the rows: a commit after this wakes the wait below
         sent = False
         conn = connect()

@@ -25,3 +25,16 @@ proc_name = "appliance-web"
 # SSE streams end by themselves (events.STREAM_LIFETIME_S) and browsers reconnect, so a restart is quick.
 # gunicorn 24+ opens a control socket under $HOME; the service user has no home, and nothing uses it.
 control_socket_disable = True
+
+
+def post_worker_init(worker):
+    """End the worker's event streams when it is told to stop, then let gunicorn stop it as usual."""
+    import signal
+
+    from appliance.webapp.events import SHUTDOWN
+
+    def stop(signum, frame):
+        SHUTDOWN.set()
+        worker.handle_exit(signum, frame)
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGQUIT, lambda signum, frame: (SHUTDOWN.set(), worker.handle_quit(signum, frame)))
