@@ -48,7 +48,7 @@ def create_app(config: Config, parts: App | None = None) -> Flask:
         SEND_FILE_MAX_AGE_DEFAULT=3600,
     )
     app.extensions["appliance"] = WebContext(parts=parts, feed=ChangeFeed(config.database.path))
-    i18n.init(app, default=web.language)
+    i18n.init(app, default=web.language, compiled=Path(config.database.path).parent / "translations")
 
     @app.before_request
     def _who_and_csrf():

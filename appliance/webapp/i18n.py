@@ -1,13 +1,15 @@
 """Translations (Flask-Babel): English first, German and Polish from `web/translations/<lang>/messages.po`.
 
 The language is, in order: `?lang=` (remembered in a cookie), the user's own setting, the browser's
-Accept-Language, the configured default. The .po files are compiled to .mo at start when the .mo is missing
-or older, so a translator edits only the .po.
+Accept-Language, the configured default. The .po files are compiled at start into a folder beside the database
+(the install may be read-only; the state folder never is), so a translator edits only the .po and no compiled
+file in the repository can fall behind it.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 from babel.messages.mofile import write_mo
@@ -21,16 +23,17 @@ LANGUAGES = {"en": "English", "de": "Deutsch", "pl": "Polski"}
 COOKIE = "lang"
 
 
-def compile_catalogues(directory: Path) -> None:
-    for po in directory.glob("*/LC_MESSAGES/messages.po"):
-        mo = po.with_suffix(".mo")
+def compile_catalogues(source: Path, target: Path) -> None:
+    for po in source.glob("*/LC_MESSAGES/messages.po"):
+        mo = target / po.relative_to(source).with_suffix(".mo")
         if mo.exists() and mo.stat().st_mtime >= po.stat().st_mtime:
             continue
-        with po.open("rb") as source:
-            catalog = read_po(source)
-        temp = mo.with_suffix(".mo.tmp")
-        with temp.open("wb") as target:
-            write_mo(target, catalog)
+        mo.parent.mkdir(parents=True, exist_ok=True)
+        with po.open("rb") as handle:
+            catalog = read_po(handle)
+        temp = mo.with_suffix(f".mo.{os.getpid()}")  # workers starting together each write their own
+        with temp.open("wb") as out:
+            write_mo(out, catalog)
         temp.replace(mo)
         logger.info("compiled %s", mo)
 
@@ -53,13 +56,13 @@ def _select(default: str):
     return select
 
 
-def init(app, default: str) -> None:
-    directory = Path(app.template_folder).parent / "translations"
+def init(app, default: str, compiled: Path) -> None:
+    source = Path(app.template_folder).parent / "translations"
     try:
-        compile_catalogues(directory)
-    except OSError as error:  # a read-only install ships its .mo files
-        logger.warning("cannot compile translations in %s: %s", directory, error)
-    Babel(app, locale_selector=_select(default), default_translation_directories=str(directory))
+        compile_catalogues(source, compiled)
+    except OSError as error:
+        logger.warning("cannot compile the translations into %s (%s): the UI stays in English", compiled, error)
+    Babel(app, locale_selector=_select(default), default_translation_directories=str(compiled))
 
     @app.after_request
     def _remember(response):

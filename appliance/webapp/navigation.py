@@ -18,3 +18,6 @@ LINKS = (
 
 def nav_links():
     return [link for link in LINKS if link[0] in current_app.view_functions]
+
+# Role names are shown translated with `_(role)`; listed here so that extraction finds them.
+ROLE_NAMES = {"manager": _l("manager"), "staff": _l("staff"), "purchasing": _l("purchasing"), "viewer": _l("viewer")}

@@ -31,7 +31,7 @@ class UnknownProduct(NotFound):
     code = "unknown_product"
 
     def __init__(self, sku: str) -> None:
-        super().__init__(_("unknown product SKU %(sku)r", sku=sku), sku=sku)
+        super().__init__(_("unknown product SKU '%(sku)s'", sku=sku), sku=sku)
 
 
 def summary(row, costs: bool) -> dict[str, Any]:

@@ -32,7 +32,7 @@ class VariantExists(RuleViolation):
     code = "already_exists"
 
     def __init__(self, sku: str) -> None:
-        super().__init__(_("variant %(sku)r exists already; change it with PATCH /api/v1/variants/%(sku)s",
+        super().__init__(_("variant '%(sku)s' exists already; change it with PATCH /api/v1/variants/%(sku)s",
                            sku=sku), sku=sku)
 
 
