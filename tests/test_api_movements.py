@@ -287,8 +287,8 @@ def test_cursor_pages_through_movements_of_one_instant(web, api):
 
 @pytest.mark.parametrize("busy", [True, False])
 def test_location_filter_includes_transfer_destinations(web, api, monkeypatch, busy):
-    from appliance.webapp.api import movements
-    monkeypatch.setattr(movements, "BUSY_LOCATION", 1 if busy else 1000)
+    from appliance.ledger import queries
+    monkeypatch.setattr(queries, "BUSY_LOCATION", 1 if busy else 1000)
     web.ledger.post(Move("receive", sku="DOG-5", location="BER-A-01", qty=5))
     web.ledger.transfer("DOG-5", "BER-A-01", "WAW-A-01", 2)
     web.ledger.post(Move("receive", sku="CAT-2", location="BER-A-02", qty=1))

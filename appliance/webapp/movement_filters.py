@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo
 from flask_babel import gettext as _
 
 from appliance import clock
-from appliance.ledger.queries import load_movements
+from appliance.ledger.queries import load_movements, movement_conditions
 from appliance.ledger.requests import ALL_KINDS, MovementRecord
 
 PAGE_SIZE = 50
@@ -91,36 +91,10 @@ def local_time(ts: str | None, timezone: str) -> str:
     return clock.parse_ts(ts).astimezone(ZoneInfo(timezone)).strftime("%Y-%m-%d %H:%M:%S")
 
 
-def _where(f: MovementFilter) -> tuple[list[str], list]:
-    where, params = [], []
-    if f.sku:
-        where.append("m.variant_id = (SELECT id FROM variant WHERE sku = ?)")
-        params.append(f.sku)
-    if f.location:
-        where.append("m.location_id = (SELECT id FROM location WHERE code = ?)")
-        params.append(f.location)
-    if f.kind:
-        where.append("m.kind = ?")
-        params.append(f.kind)
-    if f.user:
-        where.append("m.user_login = ?")
-        params.append(f.user)
-    if f.ref:
-        # "PO:BER-PO-0001" matches that type and id; a bare id matches it under any type (an order number).
-        ref_type, _sep, ref_id = f.ref.rpartition(":")
-        if ref_type:
-            where.append("m.ref_type = ? AND m.ref_id = ?")
-            params += [ref_type, ref_id]
-        else:
-            where.append("m.ref_type IS NOT NULL AND m.ref_id = ?")
-            params.append(ref_id)
-    if f.since:
-        where.append("m.ts >= ?")
-        params.append(f.since)
-    if f.until:
-        where.append("m.ts <= ?")
-        params.append(f.until)
-    return where, params
+def _where(conn: sqlite3.Connection, f: MovementFilter) -> tuple[list[str], list]:
+    # destination=False: the location filter follows movement_location, so its pages need no sort.
+    return movement_conditions(conn, sku=f.sku, location=f.location, kind=f.kind, user=f.user, ref=f.ref,
+                               since=f.since, until=f.until, destination=False)
 
 
 def _by_id(f: MovementFilter) -> bool:
@@ -141,7 +115,7 @@ def _after(conn: sqlite3.Connection, f: MovementFilter, before_id: int | None) -
 def page(conn: sqlite3.Connection, f: MovementFilter, before_id: int | None = None,
          limit: int = PAGE_SIZE) -> tuple[list[MovementRecord], int | None]:
     """One page, newest first, and the cursor of the next page (None on the last one)."""
-    where, params = _where(f)
+    where, params = _where(conn, f)
     after = _after(conn, f, before_id)
     if after is not None:
         where.append(after[0])

@@ -21,67 +21,10 @@ from appliance.webapp.api.shapes import movement_json, movements_json, posted
 from appliance.webapp.context import can, parts, principal, requires
 
 
-_REF_TYPES = ("SELECT x FROM (WITH RECURSIVE t(x) AS (SELECT min(ref_type) FROM movement WHERE ref_type IS NOT NULL"
-              " UNION ALL SELECT (SELECT min(ref_type) FROM movement WHERE ref_type > t.x) FROM t"
-              " WHERE t.x IS NOT NULL) SELECT x FROM t WHERE x IS NOT NULL)")
-
-
-# A location with fewer movements out of it than this is looked up through indexes; a busier one is found
-# soon enough by walking the newest movements (see _location_filter).
-BUSY_LOCATION = 1000
-
-
-def _location_filter(conn, code: str) -> tuple[str, list]:
-    """Movements from or to a location. Only a transfer_out has a destination (`to_location_id`, which has no
-    index), always with ref_type 'transfer' (ledger/transfers.py, and so on every site). Walking the newest
-    movements finds 50 of a busy location in a few hundred rows, but would read all million for a quiet one;
-    the quiet one is read through movement_location and movement_ref instead, in a bounded time."""
-    found = conn.execute("SELECT id FROM location WHERE code = ?", (code,)).fetchone()
-    if found is None:
-        return "0", []
-    busy = conn.execute("SELECT count(*) FROM (SELECT 1 FROM movement WHERE location_id = ? LIMIT ?)",
-                        (found[0], BUSY_LOCATION)).fetchone()[0] >= BUSY_LOCATION
-    if busy:
-        return "(m.location_id = ? OR m.to_location_id = ?)", [found[0], found[0]]
-    return "(m.location_id = ? OR (m.ref_type = 'transfer' AND m.to_location_id = ?))", [found[0], found[0]]
-
-
 def _filters(conn, sku, location, kind, user, ref, since, until, origin, after_id) -> tuple[str, list]:
     """The filters of `queries.history`, plus the cursor."""
-    where, params = [], []
-    if sku:
-        where.append("m.variant_id = (SELECT id FROM variant WHERE sku = ?)")
-        params.append(sku)
-    if location:
-        condition, values = _location_filter(conn, location)
-        where.append(condition)
-        params += values
-    if kind:
-        where.append("m.kind = ?")
-        params.append(kind)
-    if user:
-        where.append("m.user_login = ?")
-        params.append(user)
-    if ref:
-        ref_type, _colon, ref_id = ref.rpartition(":")
-        if ref_type:
-            where.append("m.ref_type = ? AND m.ref_id = ?")
-            params += [ref_type, ref_id]
-        else:
-            # Any type: the few distinct types, read by skipping along the (ref_type, ref_id) index, make the
-            # lookup one index search per type instead of a scan of every movement.
-            where.append(f"m.ref_type IN ({_REF_TYPES}) AND m.ref_id = ?")
-            params.append(ref_id)
-    if since:
-        where.append("m.ts >= ?")
-        params.append(since)
-    if until:
-        where.append("m.ts <= ?")
-        params.append(until)
-    if origin:
-        # `+`: not the (origin, epoch, seq) index, whose order is not the listing's and would mean a sort.
-        where.append("+m.origin = ?")
-        params.append(origin)
+    where, params = queries.movement_conditions(conn, sku=sku, location=location, kind=kind, user=user, ref=ref,
+                                                since=since, until=until, origin=origin)
     if after_id is not None:
         cursor_ts, cursor_id = after_id
         where.append("m.ts <= ? AND (m.ts < ? OR m.id < ?)")
