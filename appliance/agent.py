@@ -1,6 +1,7 @@
 """`appliance agent`: the long-running process of a box (DESIGN.md §1). It hosts multi-site sync, the expiry of
-reservations and the barcode scanners ([[scanner]] entries, handled by the station desk); the print spooler
-and the scheduler join it.
+reservations, the barcode scanners ([[scanner]] entries, handled by the station desk) and the zeroconf
+advertisement of the web UI (one per box, so not in the web workers); the print spooler and the scheduler
+join it.
 
 Sync is on when the config has an [mqtt] section. The agent then first refuses local writes until it knows
 whether its peers hold movements of this site that this box lacks (a restored backup), pulls them back,
@@ -17,6 +18,7 @@ import threading
 import time
 
 from appliance.app import App
+from appliance.discovery import Advertiser
 from appliance.scanning.readers import Scanners
 from appliance.scanning.station import StationDesk
 from appliance.sync.engine import Engine
@@ -64,6 +66,8 @@ def run_agent(app: App, stop: threading.Event | None = None) -> int:
         # A box whose sync was turned off must not stay locked by an unfinished recovery.
         app.db.execute_sql("UPDATE site SET recovering = 0 WHERE id = ?", (site,))
         logger.info("agent for %s started; sync is off (no [mqtt] section)", site)
+        advertiser = Advertiser(app.config)   # nothing unless [web] advertise
+        advertiser.start()
         scanners = start_scanners(app)
         try:
             while not stop.wait(EXPIRE_INTERVAL_S):
@@ -71,6 +75,7 @@ def run_agent(app: App, stop: threading.Event | None = None) -> int:
         finally:
             if scanners is not None:
                 scanners.stop()
+            advertiser.stop()
         return 0
     link = Link(site, mqtt, mqtt.password)
     engine = Engine(ledger, mqtt, link)
@@ -82,9 +87,11 @@ def run_agent(app: App, stop: threading.Event | None = None) -> int:
     logger.info("agent for %s started; sync with %s:%d", site, mqtt.host, mqtt.port)
     next_expiry = time.monotonic() + EXPIRE_INTERVAL_S
     scanners = None
+    advertiser = Advertiser(app.config)
     try:
         # Only after begin_recovery: on a restored box a scan's write must meet the lock, not slip in before it.
         scanners = start_scanners(app)
+        advertiser.start()
         while not stop.is_set():
             engine.turn()
             if time.monotonic() >= next_expiry and engine.recovering_until is None:
@@ -93,6 +100,7 @@ def run_agent(app: App, stop: threading.Event | None = None) -> int:
     finally:
         if scanners is not None:
             scanners.stop()   # first: no scan may start a write while sync shuts down
+        advertiser.stop()
         link.stop(Status(site, "offline"))
         if engine.recovering_until is not None:
             logger.warning("stopped before recovery finished: writes stay refused until the agent runs again")

@@ -56,7 +56,9 @@ class Box:
         mqtt = {"host": "127.0.0.1", "port": self.port, "tls": False, **self.mqtt}
         lines = [f'[site]\nid = "{self.site}"\n', f'[database]\npath = "{self.db_path}"\n', "[mqtt]"]
         lines += [f"{key} = {toml_value(value)}" for key, value in mqtt.items()]
-        self.config_path.write_text("\n".join(lines) + '\n[log]\nlevel = "DEBUG"\n', encoding="utf-8")
+        # Many boxes on one host: none of them announces a web UI on the LAN.
+        self.config_path.write_text("\n".join(lines) + '\n[log]\nlevel = "DEBUG"\n\n[web]\nadvertise = false\n',
+                                    encoding="utf-8")
 
     # --- the agent process ----------------------------------------------------------------------------------
 
