@@ -12,7 +12,10 @@ The hot path is plain SQL on the connection peewee holds; the rules are the read
 
 from __future__ import annotations
 
+import fcntl
 import logging
+import os
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
@@ -43,6 +46,7 @@ class Ledger:
             raise InconsistentState(
                 f"this database has no local site {site_id!r}: run `appliance init --site {site_id}` first",
                 site=site_id)
+        self._gate = WriteGate(db.database)
         self.signer = None if key is None else Signer(key)
         if key is not None:
             registered = db.execute_sql("SELECT public_key FROM site_key WHERE kid = ? AND site_id = ?",
@@ -60,7 +64,7 @@ class Ledger:
         if self.db.in_transaction():
             # A nested atomic() would silently become a savepoint that holds no write lock.
             raise RuntimeError("ledger writes open their own BEGIN IMMEDIATE transaction; do not nest them")
-        with self.db.atomic("IMMEDIATE"):
+        with self._gate.held(), self.db.atomic("IMMEDIATE"):
             ops = Operations(self.db.connection(), self.site_id, clock.to_ts(self._now()), signer=self.signer,
                              user=user, device=device, op_id=op_id)
             if user is not None:
@@ -136,6 +140,48 @@ class Ledger:
         if expired:
             logger.info("expired %d reservation(s): %s", len(expired), expired)
         return expired
+
+
+class WriteGate:
+    """Ledger writers of one database file queue here, across threads and processes, before BEGIN IMMEDIATE.
+
+    Without it they queue in SQLite's busy handler, which polls with sleeps of up to 100 ms: two gunicorn workers
+    posting at once spent most of their time asleep while the lock stood free (p99 140 ms, stalls of 1.5 s). A
+    blocking flock(2) hands the lock over the moment it is released. It only orders the ledger's own writers;
+    every other writer still meets SQLite's lock, so correctness never depends on it.
+    """
+
+    def __init__(self, db_path: str) -> None:
+        self._path = None if db_path in ("", ":memory:") or db_path.startswith("file:") else f"{db_path}-writer.lock"
+        self._threads = threading.Lock()
+        self._fd: int | None = None
+        self._pid = 0
+
+    def _descriptor(self) -> int | None:
+        if self._path is None:
+            return None
+        if self._fd is None or self._pid != os.getpid():  # a forked child needs its own open file
+            try:
+                self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o660)
+            except OSError as error:
+                logger.warning("no writer lock file %s (%s): writers queue in SQLite", self._path, error)
+                self._path = None
+                return None
+            self._pid = os.getpid()
+        return self._fd
+
+    @contextmanager
+    def held(self) -> Iterator[None]:
+        with self._threads:
+            fd = self._descriptor()
+            if fd is None:
+                yield
+                return
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fd, fcntl.LOCK_UN)
 
 
 def apply_request(ops: Operations, batch: Sequence[Move],
