@@ -37,7 +37,6 @@ from __future__ import annotations
 import argparse
 import collections
 import http.client
-import inspect
 import json
 import os
 import re
@@ -343,17 +342,12 @@ def page_queries(conn) -> tuple[dict, int]:
     list's page size. Context only: how much of a page's time is its queries."""
     found: dict = {"dashboard": {}, "stock_list": {}}
     page_size = 100
-    try:
-        from appliance.webapp import pages_dashboard as dash
-        # Whichever of these the module has (it is being tuned): called with the site when they take one.
-        for name in ("summary", "site_counts", "location_counts", "lines_needing_stock", "recent_movements"):
-            fn = getattr(dash, name, None)
-            if callable(fn):
-                takes_site = "site" in inspect.signature(fn).parameters
-                found["dashboard"][f"pages_dashboard.{name}()"] = (
-                    lambda _, f=fn, t=takes_site: f(conn, SITE) if t else f(conn))
-    except ImportError:
-        pass
+    from appliance.webapp import pages_dashboard, stock_health
+    found["dashboard"]["stock_health.full_summary() (a worker's first request, or after a catalog edit)"] = \
+        lambda _: stock_health.full_summary(conn, SITE)
+    steady = stock_health.StockHealth(SITE)
+    found["dashboard"]["StockHealth.summary() (kept up to date)"] = lambda _: steady.summary(conn)
+    found["dashboard"]["pages_dashboard.recent_movements()"] = lambda _: pages_dashboard.recent_movements(conn)
     try:
         from appliance.webapp import pages_stock
         page_size = getattr(pages_stock, "PAGE", page_size)

@@ -1,5 +1,6 @@
-"""The dashboard `/`: stock counts and colours from the stock projection, recent movements, alerts, sync state,
-the summary fragment the page re-reads, and the SSE stream the page listens to (read here as a browser would)."""
+"""The dashboard `/`: stock counts and colours from the stock projection (current after movements and catalog
+edits alike), recent movements, alerts, sync state, the summary fragment the page re-reads, and the SSE stream
+the page listens to (read here as a browser would)."""
 
 from __future__ import annotations
 
@@ -131,6 +132,17 @@ def test_a_line_turns_from_low_to_fine_and_over_as_stock_arrives(web):
     web.ledger.reserve("DOG-5", "BER-A-01", 15)
     low = counts(Tables(client.get("/dashboard/summary").get_data(as_text=True)), "by-location", "BER-A-01")
     assert (low["low"], low["over"], low["on_hand"]) == (("1", "level-low"), ("0", ""), ("21", ""))
+
+
+def test_a_reorder_point_edited_without_any_movement_shows_at_once(web):
+    stock_up(web)
+    client = web.client("viewer")
+    low = counts(Tables(client.get("/dashboard/summary").get_data(as_text=True)), "by-location", "BER-A-01")
+    assert low["low"] == ("1", "level-low")   # DOG-5: 5 ≤ 10
+    set_points(web.db, "DOG-5", 3, 5)          # 5 > 3: fine now, though no stock moved
+    page = Tables(client.get("/").get_data(as_text=True))
+    assert counts(page, "by-location", "BER-A-01")["low"] == ("0", "")
+    assert "DOG-5@BER-A-01" not in page.tables["needs-stock"]
 
 
 def test_viewer_sees_recent_movements_alerts_sync_state_and_the_live_cursor(web):

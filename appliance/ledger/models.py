@@ -302,7 +302,16 @@ class StationSession(BaseModel):
         table_name = "station_session"
 
 
+class ChangeCounter(BaseModel):
+    """Bumped by triggers (migration m0006) when the catalog changes what the dashboard's counts depend on."""
+    name = pw.TextField(primary_key=True)
+    n = pw.IntegerField()
+
+    class Meta:
+        table_name = "change_counter"
+
+
 MODELS = [Site, SiteKey, Supplier, Product, Variant, Pack, Barcode, Location, ReorderOverride, User, ApiToken,
           LoginThrottle, Movement, Op,
           Stock, Transfer, Reservation, SyncPeer, SyncAlarm, RemoteRequest, ScanLog,
-          StationSession]
+          StationSession, ChangeCounter]

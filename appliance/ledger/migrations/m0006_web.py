@@ -39,6 +39,8 @@ def up(conn):
     conn.execute("CREATE INDEX movement_reverses ON movement(reverses_id) WHERE reverses_id IS NOT NULL")
     # "What did Jan book this week?" on the movements page.
     conn.execute("CREATE INDEX movement_user_ts ON movement(user_login, ts) WHERE user_login IS NOT NULL")
+    # A search of one or two letters matches the start of product names, in name order.
+    conn.execute("CREATE INDEX product_name_nocase ON product(name COLLATE NOCASE)")
     # The dock screen reads one station's latest scans.
     conn.execute("CREATE INDEX scan_log_station ON scan_log(station, id)")
     conn.execute("CREATE VIRTUAL TABLE variant_search USING fts5(sku, text, tokenize = 'trigram')")
@@ -70,3 +72,25 @@ def up(conn):
             SELECT v.id, v.sku, new.name || ' ' || v.name || ' ' || new.sku || ' ' || new.category
             FROM variant v WHERE v.product_id = new.id;
         END""")
+
+    # The dashboard keeps its stock-health counts per web process and advances them by the movements since it
+    # last looked (stock changes only through movements). What movements cannot tell it, a reorder point, an
+    # override, a deactivated variant, a new location or site, bumps this counter, and the counts are rebuilt.
+    # Not site: its row changes on every movement post.
+    conn.execute("CREATE TABLE change_counter (name TEXT PRIMARY KEY, n INTEGER NOT NULL)")
+    conn.execute("INSERT INTO change_counter (name, n) VALUES ('catalog', 0)")
+    bump = "BEGIN UPDATE change_counter SET n = n + 1 WHERE name = 'catalog'; END"
+    for name, event in (
+            ("override_insert", "INSERT ON reorder_override"),
+            ("override_update", "UPDATE ON reorder_override"),
+            ("override_delete", "DELETE ON reorder_override"),
+            ("variant_insert", "INSERT ON variant"),
+            ("location_insert", "INSERT ON location"),
+            ("site_insert", "INSERT ON site")):
+        conn.execute(f"CREATE TRIGGER catalog_{name} AFTER {event} {bump}")
+    # Catalog forms write every column on each save: only a real change of what the counts depend on counts.
+    conn.execute(f"""
+        CREATE TRIGGER catalog_variant_levels AFTER UPDATE OF reorder_point, reorder_qty, active ON variant
+        WHEN old.reorder_point IS NOT new.reorder_point OR old.reorder_qty IS NOT new.reorder_qty
+            OR old.active IS NOT new.active
+        {bump}""")
