@@ -27,7 +27,7 @@ from appliance.webapp.context import parts, requires
 
 bp = Blueprint("stock", __name__)
 
-PAGE = 100
+PAGE = 50   # a phone screen's worth several times over; rendering, not the query, is what a row costs
 SCAN_VARIANTS = 5000   # SKUs one page of a level filter looks through at most
 LEVELS = ("out", "low", "over", "ok")
 OVER_FACTOR = 2

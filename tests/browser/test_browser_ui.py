@@ -159,8 +159,13 @@ def test_dock_camera_scans_a_code_once_while_it_stays_in_view(new_page):
 def test_phone_sized_pages_do_not_scroll_sideways(new_page, shot):
     page = new_page(360, 740)
     problems = problems_of(page)
-    for path, name in (("/", "dashboard-360"), ("/dock/dock-1", "dock-360"), ("/dock", "dock-stations-360")):
-        page.goto(path)
+    for path, name in (("/", "dashboard-360"), ("/dock/dock-1", "dock-360"), ("/dock", "dock-stations-360"),
+                       ("/products", "products-360"), ("/products/new", "product-form-360"),
+                       ("/stock", "stock-360"), ("/stock/DOG-DRY-5", "stock-variant-360"),
+                       ("/movements", "movements-360"), ("/book", "book-360"), ("/book/receive", "receive-360"),
+                       ("/admin/users", "users-360"), ("/admin/settings", "settings-360")):
+        response = page.goto(path)
+        assert response.status == 200, path
         page.wait_for_load_state("load")
         width = page.evaluate("document.documentElement.scrollWidth")
         assert width <= 360, f"{path} is {width} px wide in a 360 px viewport"
@@ -184,3 +189,22 @@ def test_screenshots_of_the_main_pages(new_page, shot, width, height):
     print("page statuses:", statuses)
     assert statuses["/dock"] == 200
     expect(page.locator('a[href="/dock/dock-1"]')).to_be_visible()   # the configured scanner's station
+
+
+def test_product_search_narrows_the_list_as_one_types(page, shot):
+    problems = problems_of(page)
+    page.goto("/products")
+    rows = page.locator("#product-rows tr")
+    expect(rows.first).to_be_visible()
+    everything = rows.count()
+    page.locator("#product-q").fill("Trockenfutter")   # a word of the product name, not the SKU
+    expect(rows).to_have_count(2, timeout=LIVE_TIMEOUT_MS)
+    expect(page.locator("#product-rows")).to_contain_text("DOG-DRY-5")
+    expect(page.locator("#product-rows")).not_to_contain_text("CAT-LITTER-10")
+    page.locator("#product-q").fill("4006381333931")   # a barcode
+    expect(rows).to_have_count(1, timeout=LIVE_TIMEOUT_MS)
+    expect(page.locator("#product-rows")).to_contain_text("DOG-DRY-5")
+    page.locator("#product-q").fill("")
+    expect(rows).to_have_count(everything, timeout=LIVE_TIMEOUT_MS)
+    shot(page, "products-search")
+    assert problems == []
