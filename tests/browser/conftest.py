@@ -1,6 +1,7 @@
 """Browser tests against the real thing: `appliance web` (gunicorn) on a fresh box, driven by Chromium.
 
-Session fixtures, built once for the module (the whole browser run stays well under a minute and a half):
+Module fixtures, built once for the module (not per session: Chromium listens for mDNS while it runs, and a
+browser left open for the rest of the session took the answers the zeroconf tests wait for) (the whole browser run stays well under a minute and a half):
 - `box`: a config in a temporary folder ([site] BER, [database], [web] on 127.0.0.1:<free port>, advertise off,
   one replay scanner at station dock-1), set up only through the CLI (`appliance init`, `user passwd`,
   `location add`, `import products scripts/demo/products.csv`), then `appliance --config CFG web` as a
@@ -78,7 +79,7 @@ def _wait_healthy(url: str, server: subprocess.Popen, log: Path, timeout_s: floa
     raise AssertionError(f"appliance web did not answer /healthz within {timeout_s} s:\n{log.read_text()[-3000:]}")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def box(tmp_path_factory):
     folder = tmp_path_factory.mktemp("box")
     port = _free_port()
@@ -132,7 +133,7 @@ path = "{folder / 'scans.txt'}"
                 server.wait(timeout=10)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
     if not CHROMIUM.exists():
         pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium); browser tests need it")
@@ -175,7 +176,7 @@ def page(new_page):
     return new_page()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def shot():
     """shot(page, name): a full-page screenshot to tests/artifacts/screenshots/<name>.png; returns the path."""
     SHOTS.mkdir(parents=True, exist_ok=True)
