@@ -1,7 +1,8 @@
 """Browser tests against the real thing: `appliance web` (gunicorn) on a fresh box, driven by Chromium.
 
-Module fixtures, built once for the module (not per session: Chromium listens for mDNS while it runs, and a
-browser left open for the rest of the session took the answers the zeroconf tests wait for) (the whole browser run stays well under a minute and a half):
+Fixtures built once for the module (the whole browser run stays well under a minute and a half), not per
+session: Chromium listens for mDNS while it runs, and one left open for the rest of the session took the
+answers the zeroconf tests wait for.
 - `box`: a config in a temporary folder ([site] BER, [database], [web] on 127.0.0.1:<free port>, advertise off,
   one replay scanner at station dock-1), set up only through the CLI (`appliance init`, `user passwd`,
   `location add`, `import products scripts/demo/products.csv`), then `appliance --config CFG web` as a
