@@ -169,6 +169,8 @@ def test_a_scan_goes_through_the_station_desk(stocked, api):
     log = api.get("/api/v1/scans?station=dock-1").get_json()["items"]
     assert [entry["raw"] for entry in log] == [EAN, "BER-A-01", "CMD-RECEIVE"]
     assert log[0]["device"] == "api:mia" and log[0]["movement_ids"] == feedback["movement_ids"]
+    booked = api.get(f"/api/v1/movements/{feedback['movement_ids'][0]}").get_json()
+    assert booked["user"] == "mia"   # the token's user, as on the dock screen
     assert api.get("/api/v1/scans?station=dock-2").get_json()["items"] == []
 
 

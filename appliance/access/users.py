@@ -157,7 +157,3 @@ def _record_failure(db, user: User | None, client: str, policy: LoginPolicy, now
 
 def _seconds_until(ts: str, now: datetime) -> int:
     return max(1, int((clock.parse_ts(ts) - now).total_seconds()) + 1)
-
-
-def principal_of(user: User) -> Principal:
-    return Principal(login=user.login, name=user.name or user.login, role=user.role, language=user.language)

@@ -17,12 +17,13 @@ from flask import Blueprint, abort, jsonify, redirect, render_template, request,
 from flask_babel import gettext as _
 
 from appliance.scanning import workflow
-from appliance.scanning.scan import Scan, visible
-from appliance.scanning.station import StationDesk, load_session
+from appliance.scanning.scan import visible
+from appliance.scanning.station import load_session
 from appliance.scanning.workflow import Session
 from appliance.webapp import events
-from appliance.webapp.context import parts, principal, requires
+from appliance.webapp.context import parts, requires
 from appliance.webapp.errors import error_body
+from appliance.webapp.station_scans import scan_at_station
 
 bp = Blueprint("dock", __name__)
 
@@ -126,9 +127,4 @@ def scan(station: str):
     source = body.get("source", "manual")
     if source not in SOURCES:
         return _bad(f"source {source!r} is not one of {', '.join(SOURCES)}", "source")
-    app = parts()
-    desk = StationDesk(app.db, app.ledger, idle_timeout_s=app.config.scanning.idle_timeout_s)
-    # The device names who typed it: the scan log and the movements' `device` say so.
-    scanned = Scan(station, f"{SOURCES[source]}:{principal().login}", code, time.time())
-    feedback = desk.handle(scanned, GS_SUBSTITUTES, user=principal().login)
-    return jsonify(feedback.to_dict())
+    return jsonify(scan_at_station(station, code, SOURCES[source], GS_SUBSTITUTES).to_dict())

@@ -7,18 +7,16 @@ the device `api:<login>`, so a scan posted by a script is told apart from one re
 
 from __future__ import annotations
 
-import time
 from dataclasses import fields as dataclass_fields
 
 from flask import jsonify
 
 from appliance.config.schema import ScannerConfig
 from appliance.scanning import scan_log
-from appliance.scanning.scan import Scan
-from appliance.scanning.station import StationDesk
 from appliance.webapp.api import bp
 from appliance.webapp.api.payloads import Fields, Query, json_body, raise_if
-from appliance.webapp.context import parts, principal, requires
+from appliance.webapp.context import parts, requires
+from appliance.webapp.station_scans import scan_at_station
 
 # The station-name rule of the scanner config, so a station the API feeds is one a gun could belong to.
 _STATION_CHECK = next(f for f in dataclass_fields(ScannerConfig) if f.name == "station").metadata["check"]
@@ -49,9 +47,7 @@ def post_scan():
         gs_substitutes = next((s.gs_substitutes for s in config.scanners if s.station == station), ("<GS>",))
     else:
         gs_substitutes = (gs,) if gs else ()
-    desk = StationDesk(parts().db, parts().ledger, idle_timeout_s=config.scanning.idle_timeout_s)
-    feedback = desk.handle(Scan(station, f"api:{principal().login}", code, time.time()), gs_substitutes)
-    return jsonify(feedback.to_dict())
+    return jsonify(scan_at_station(station, code, "api", gs_substitutes).to_dict())
 
 
 @bp.get("/scans")
