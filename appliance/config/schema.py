@@ -195,6 +195,125 @@ class WebConfig:
                             check=choice("en", "de", "pl"))
 
 
+def _email(value: str) -> str:
+    if value and not re.fullmatch(r"[^@\s,]+@[^@\s,]+\.[^@\s,]+", value):
+        raise ValueError("must be an email address, e.g. stock@example.com")
+    return value
+
+
+def _emails(value: str) -> str:
+    addresses = [part.strip() for part in value.split(",") if part.strip()]
+    for address in addresses:
+        _email(address)
+    return ", ".join(addresses)
+
+
+def _roles(value: str) -> str:
+    roles = [part.strip() for part in value.split(",") if part.strip()]
+    unknown = [role for role in roles if role not in ("manager", "staff", "purchasing", "viewer")]
+    if unknown:
+        raise ValueError(f"unknown role {unknown[0]!r}: roles are manager, staff, purchasing, viewer")
+    return ", ".join(roles)
+
+
+def _clock_time(value: str) -> str:
+    if not re.fullmatch(r"([01][0-9]|2[0-3]):[0-5][0-9]", value):
+        raise ValueError("must be a time of day HH:MM (24 hours, the site's time zone), e.g. 02:30")
+    return value
+
+
+def _url(value: str) -> str:
+    if not re.fullmatch(r"https?://[^\s/]+(/\S*)?", value):
+        raise ValueError("must be an http:// or https:// URL")
+    return value
+
+
+def _credential_name(value: str) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9._-]+", value) or value in (".", ".."):
+        raise ValueError("must be a credential file name (letters, digits, '.', '_', '-')")
+    return value
+
+
+SEVERITY = one_of("info", "warning", "critical")
+
+
+@dataclass(frozen=True)
+class SmtpConfig:
+    host: str = setting("SMTP server that sends alert emails and purchase orders")
+    sender: str = setting("From: address of every email the box sends", check=_email)
+    port: int = setting("SMTP port: 587 with starttls, 465 with ssl, 25 without", 587, check=in_range(1, 65535))
+    security: str = setting("starttls, ssl or none (none only for a relay on this box or the LAN)", "starttls",
+                            check=choice("starttls", "ssl", "none"))
+    username: str = setting("login name; empty sends without logging in", "")
+    password: str | None = secret("SMTP password", credential="smtp-password", env="APPLIANCE_SMTP_PASSWORD")
+    timeout_s: float = setting("give up on a silent SMTP server after this long, in seconds", 20.0,
+                               check=in_range(1, 300))
+
+
+@dataclass(frozen=True)
+class AlertsConfig:
+    email_to: str = setting("addresses (comma-separated) that get every alert email", "", check=_emails,
+                            default_doc="none")
+    email_roles: str = setting("roles (comma-separated) whose users with an email address get alert emails",
+                               "manager", check=_roles)
+    email_severity: str = setting("lowest severity that is emailed: info, warning or critical", "warning",
+                                  check=SEVERITY)
+    digest: bool = setting("send one email a day listing the open alerts, instead of one email per alert",
+                           False)
+    digest_at: str = setting("when the daily digest goes out (HH:MM, the site's time zone)", "07:00",
+                             check=_clock_time)
+    expiry_days: int = setting("lots expiring within this many days raise an 'expiring lot' alert", 14,
+                               check=in_range(0, 3650))
+    count_variance: int = setting("a count that changes a line's stock by more than this many units raises an "
+                                  "alert", 10, check=in_range(0, 10**9))
+    peer_offline_minutes: int = setting("a sync peer silent for this long raises an alert, in minutes", 30,
+                                        check=in_range(1, 60 * 24 * 30))
+    retry_base_s: float = setting("first retry of a failed email or webhook after this long; doubled each time, "
+                                  "in seconds", 30.0, check=in_range(1, 3600))
+    retry_max_s: float = setting("longest wait between two delivery attempts, in seconds", 3600.0,
+                                 check=in_range(1, 86400))
+    give_up_hours: float = setting("a delivery still failing after this long is marked failed, in hours", 48.0,
+                                   check=in_range(0.01, 24 * 30))
+
+
+@dataclass(frozen=True)
+class WebhookConfig:
+    name: str = setting("name of this webhook in logs and the delivery log", unique=True,
+                        check=pattern(r"[A-Za-z0-9_-]{1,40}", "must be 1-40 letters, digits, '_' or '-'"))
+    url: str = setting("where alerts are POSTed as JSON", check=_url)
+    secret_credential: str = setting("credential (file in $CREDENTIALS_DIRECTORY, else $APPLIANCE_WEBHOOK_<NAME>) "
+                                     "holding the key of the X-Appliance-Signature HMAC-SHA256 header", "",
+                                     check=lambda v: _credential_name(v) if v else v, default_doc="unsigned")
+    severity: str = setting("lowest severity sent to this webhook", "warning", check=SEVERITY)
+    timeout_s: float = setting("how long one POST may take, in seconds", 10.0, check=in_range(0.5, 120))
+
+
+@dataclass(frozen=True)
+class PurchasingConfig:
+    auto_draft: bool = setting("the reorder trigger drafts purchase orders (off: it only raises alerts)", True)
+    receive_location: str = setting("where goods ordered by a site rule arrive (a location code of this site)",
+                                    "", default_doc="the site's first dock, else its first location")
+    sweep_minutes: int = setting("how often every rule is checked again besides after each movement, in minutes",
+                                 15, check=in_range(1, 24 * 60))
+    po_prefix: str = setting("purchase order numbers are <site>-<prefix>-0001", "PO",
+                             check=pattern(r"[A-Z]{1,6}", "must be 1-6 upper-case letters"))
+
+
+@dataclass(frozen=True)
+class JobsConfig:
+    backup_dir: Path = setting("where nightly backups of the database go; relative to this config file", None,
+                               default_doc="backups/ beside the database")
+    backup_at: str = setting("when the nightly backup runs (HH:MM, the site's time zone)", "02:30",
+                             check=_clock_time)
+    backup_keep_days: int = setting("backups older than this many days are deleted", 14, check=in_range(1, 3650))
+    check_at: str = setting("when the nightly check of stock against movements runs (HH:MM)", "03:00",
+                            check=_clock_time)
+    expiry_check_at: str = setting("when lots are checked for coming expiry dates (HH:MM)", "06:00",
+                                   check=_clock_time)
+    misfire_grace_s: int = setting("a job that could not start on time still runs within this long; later it is "
+                                   "recorded as missed, in seconds", 3600, check=in_range(1, 86400))
+
+
 # Scanner checks import the reader modules lazily: loading the config must not need pyserial.
 
 def _hid_device(value: str) -> str:
@@ -325,6 +444,16 @@ class Config:
     web: WebConfig = field(default_factory=WebConfig, metadata={"doc": "the LAN web UI and JSON API"})
     scanning: ScanningConfig = field(default_factory=ScanningConfig, metadata={
         "doc": "what all scanners share"})
+    smtp: SmtpConfig | None = field(default=None, metadata={
+        "doc": "the mail server for alert emails and purchase orders; without this section no email is sent"})
+    alerts: AlertsConfig = field(default_factory=AlertsConfig, metadata={"doc": "who is told about alerts"})
+    purchasing: PurchasingConfig = field(default_factory=PurchasingConfig, metadata={
+        "doc": "reorder trigger and purchase orders"})
+    jobs: JobsConfig = field(default_factory=JobsConfig, metadata={"doc": "the agent's scheduled jobs"})
+    webhooks: tuple[WebhookConfig, ...] = field(default=(), metadata={
+        "doc": "chat or ticket tools that receive alerts: one [[webhook]] entry each", "toml": "webhook",
+        "examples": ({"name": "chat", "url": "https://chat.example.com/hooks/stock",
+                      "secret_credential": "webhook-chat"},)})
     scanners: tuple[ScannerConfig, ...] = field(default=(), metadata={
         "doc": "barcode guns: one [[scanner]] entry per gun; none by default", "toml": "scanner",
         "examples": SCANNER_EXAMPLES})

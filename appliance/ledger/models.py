@@ -42,6 +42,8 @@ class Supplier(BaseModel):
     phone = pw.TextField(null=True)
     lead_time_days = pw.IntegerField(null=True)
     created_at = pw.TextField(default=clock.now_ts)
+    address = pw.TextField(default="")
+    active = pw.BooleanField(default=True)
 
 
 class Product(BaseModel):
@@ -68,6 +70,10 @@ class Variant(BaseModel):
     active = pw.BooleanField(default=True)
     created_at = pw.TextField(default=clock.now_ts)
     updated_at = pw.TextField(default=clock.now_ts)
+    max_qty = pw.IntegerField(null=True)
+    supplier = pw.ForeignKeyField(Supplier, null=True, column_name="supplier_id")
+    pack_size = pw.IntegerField(default=1)          # the supplier's pack: orders are rounded up to it
+    min_order_qty = pw.IntegerField(default=0)
 
 
 class Pack(BaseModel):
@@ -96,10 +102,26 @@ class Location(BaseModel):
 
 
 class ReorderOverride(BaseModel):
+    """A location's reorder rule: watches that location alone."""
     variant = pw.ForeignKeyField(Variant, column_name="variant_id")
     location = pw.ForeignKeyField(Location, column_name="location_id")
     reorder_point = pw.IntegerField(null=True)
     reorder_qty = pw.IntegerField(null=True)
+    max_qty = pw.IntegerField(null=True)
+    supplier = pw.ForeignKeyField(Supplier, null=True, column_name="supplier_id")
+
+
+class ReorderSiteRule(BaseModel):
+    """A site's reorder rule: watches the site's total, like the variant's own columns, which it overrides."""
+    variant = pw.ForeignKeyField(Variant, column_name="variant_id")
+    site = pw.ForeignKeyField(Site, column_name="site_id")
+    reorder_point = pw.IntegerField(null=True)
+    reorder_qty = pw.IntegerField(null=True)
+    max_qty = pw.IntegerField(null=True)
+    supplier = pw.ForeignKeyField(Supplier, null=True, column_name="supplier_id")
+
+    class Meta:
+        table_name = "reorder_site_rule"
 
 
 class User(BaseModel):
@@ -115,6 +137,7 @@ class User(BaseModel):
     locked_until = pw.TextField(null=True)
     session_version = pw.IntegerField(default=1)
     language = pw.TextField(null=True)
+    email = pw.TextField(null=True)          # where alerts for the user's role go ([alerts] email_roles)
 
     class Meta:
         table_name = "app_user"
@@ -311,7 +334,122 @@ class ChangeCounter(BaseModel):
         table_name = "change_counter"
 
 
+class DocCounter(BaseModel):
+    site = pw.ForeignKeyField(Site, column_name="site_id")
+    kind = pw.TextField()
+    last = pw.IntegerField()
+
+    class Meta:
+        table_name = "doc_counter"
+        primary_key = pw.CompositeKey("site", "kind")
+        without_rowid = True
+
+
+class PurchaseOrder(BaseModel):
+    STATUSES = ("draft", "sent", "partial", "received", "cancelled")
+    OPEN = ("draft", "sent", "partial")
+
+    number = pw.TextField(unique=True)
+    site = pw.ForeignKeyField(Site, column_name="site_id")
+    supplier = pw.ForeignKeyField(Supplier, column_name="supplier_id")
+    ship_to = pw.ForeignKeyField(Location, column_name="ship_to_id")
+    status = pw.TextField(default="draft")
+    auto = pw.BooleanField(default=False)
+    note = pw.TextField(default="")
+    created_at = pw.TextField(default=clock.now_ts)
+    created_by = pw.TextField(null=True)
+    sent_at = pw.TextField(null=True)
+    sent_to = pw.TextField(null=True)
+    expected_on = pw.TextField(null=True)
+    closed_at = pw.TextField(null=True)
+    updated_at = pw.TextField(default=clock.now_ts)
+
+    class Meta:
+        table_name = "purchase_order"
+
+
+class PurchaseOrderLine(BaseModel):
+    po = pw.ForeignKeyField(PurchaseOrder, column_name="po_id", backref="lines")
+    line_no = pw.IntegerField()
+    variant = pw.ForeignKeyField(Variant, column_name="variant_id")
+    qty_ordered = pw.IntegerField()
+    unit_cost = pw.IntegerField(null=True)
+    qty_received = pw.IntegerField(default=0)
+    qty_cancelled = pw.IntegerField(default=0)
+    note = pw.TextField(default="")
+
+    class Meta:
+        table_name = "purchase_order_line"
+
+
+class PurchaseOrderEvent(BaseModel):
+    po = pw.ForeignKeyField(PurchaseOrder, column_name="po_id", backref="events")
+    ts = pw.TextField()
+    kind = pw.TextField()
+    user = pw.TextField(null=True)
+    detail = pw.TextField(default="{}")
+
+    class Meta:
+        table_name = "purchase_order_event"
+
+
+class Alert(BaseModel):
+    SEVERITIES = ("info", "warning", "critical")
+
+    kind = pw.TextField()
+    subject = pw.TextField()
+    site_id = pw.TextField(null=True)
+    severity = pw.TextField()
+    message = pw.TextField()
+    detail = pw.TextField(default="{}")
+    first_seen = pw.TextField()
+    last_seen = pw.TextField()
+    seen_count = pw.IntegerField(default=1)
+    resolved_at = pw.TextField(null=True)
+    acknowledged_at = pw.TextField(null=True)
+    acknowledged_by = pw.TextField(null=True)
+
+
+class AlertDelivery(BaseModel):
+    alert = pw.ForeignKeyField(Alert, null=True, column_name="alert_id", backref="deliveries")
+    event = pw.TextField()
+    channel = pw.TextField()
+    target = pw.TextField()
+    payload = pw.TextField()
+    status = pw.TextField(default="pending")
+    attempts = pw.IntegerField(default=0)
+    next_attempt_at = pw.TextField()
+    last_error = pw.TextField(null=True)
+    created_at = pw.TextField()
+    delivered_at = pw.TextField(null=True)
+
+    class Meta:
+        table_name = "alert_delivery"
+
+
+class JobRun(BaseModel):
+    job = pw.TextField()
+    scheduled_for = pw.TextField(null=True)
+    started_at = pw.TextField()
+    finished_at = pw.TextField(null=True)
+    outcome = pw.TextField()
+    detail = pw.TextField(default="")
+
+    class Meta:
+        table_name = "job_run"
+
+
+class AgentCursor(BaseModel):
+    name = pw.TextField(primary_key=True)
+    value = pw.IntegerField()
+
+    class Meta:
+        table_name = "agent_cursor"
+        without_rowid = True
+
+
 MODELS = [Site, SiteKey, Supplier, Product, Variant, Pack, Barcode, Location, ReorderOverride, User, ApiToken,
           LoginThrottle, Movement, Op,
           Stock, Transfer, Reservation, SyncPeer, SyncAlarm, RemoteRequest, ScanLog,
-          StationSession, ChangeCounter]
+          StationSession, ChangeCounter, ReorderSiteRule, DocCounter, PurchaseOrder, PurchaseOrderLine,
+          PurchaseOrderEvent, Alert, AlertDelivery, JobRun, AgentCursor]
