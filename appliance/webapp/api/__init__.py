@@ -12,5 +12,7 @@ from flask import Blueprint
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
 # The endpoint modules register their routes on `bp` when imported.
-from appliance.webapp.api import (catalog, catalog_write, locations, movements, movements_post,  # noqa: E402,F401
-                                  openapi, reservations, scans, stock, transfers)
+from appliance.webapp.api import (alerts, catalog, catalog_write, locations, movements,  # noqa: E402,F401
+                                  movements_post, openapi, purchase_orders, reservations, scans, stock, transfers)
+# After openapi: each adds its paths and schemas to the one document.
+from appliance.webapp.api import openapi_alerts, openapi_purchasing  # noqa: E402,F401

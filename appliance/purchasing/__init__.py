@@ -1,0 +1,1 @@
+"""Reorder rules and their trigger, purchase orders from draft to received."""
