@@ -1,0 +1,214 @@
+"""The reorder trigger: after each committed movement (and in a periodic sweep) every rule the movement touched
+is checked, stock alerts are raised or resolved, and a purchase order line is drafted when the position fell to
+the reorder point.
+
+It reads committed rows only (STYLE habit 8): `ReorderWatcher`, a thread of the agent, notices commits by any
+process through `PRAGMA data_version`, reads the movements after its cursor, and writes the alerts, the draft
+lines and the new cursor in one transaction, so a crash neither loses nor repeats a trigger. A ship post pays
+nothing for it in its own transaction.
+
+Once per crossing: a rule's low-stock alert stays open while available ≤ reorder point, and the draft line
+counts as stock on order, so the next ship neither alerts nor orders again unless the position is still short.
+A receipt that lifts available above the point resolves the alert; the next crossing fires anew.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from appliance import clock
+from appliance.notify.alerts import Alert, Recipients, raise_alert, resolve_alert
+from appliance.purchasing import orders
+from appliance.purchasing.rules import Rule, order_quantity, position, rules_for
+
+logger = logging.getLogger(__name__)
+
+CURSOR = "reorder"
+POLL_S = 0.02
+BATCH = 2000
+
+
+@dataclass
+class Report:
+    rules: int = 0
+    raised: list[str] = field(default_factory=list)
+    resolved: list[str] = field(default_factory=list)
+    drafted: list[tuple[str, str, int]] = field(default_factory=list)   # (po number, sku, qty)
+
+    def as_dict(self) -> dict:
+        return {"rules": self.rules, "raised": self.raised, "resolved": self.resolved,
+                "drafted": [{"po": po, "sku": sku, "qty": qty} for po, sku, qty in self.drafted]}
+
+
+class Trigger:
+    """Checks rules inside a write transaction (`conn`). Built once per process from the app."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+        self.site = app.config.site.id
+        self.purchasing = app.config.purchasing
+        self.recipients = Recipients(app.config)
+
+    def check(self, conn, rules: Iterable[Rule], ts: str, report: Report) -> None:
+        for rule in rules:
+            report.rules += 1
+            pos = position(conn, rule)
+            self._alerts(conn, rule, pos.available, ts, report)
+            if pos.total <= rule.reorder_point and self.purchasing.auto_draft:
+                self._draft(conn, rule, pos, ts, report)
+
+    def _alerts(self, conn, rule: Rule, available: int, ts: str, report: Report) -> None:
+        where = rule.location_code if rule.scope == "location" else f"site {rule.site}"
+        wanted: dict[str, Alert] = {}
+        if available <= 0:
+            wanted["out_of_stock"] = Alert("out_of_stock", rule.subject, f"{rule.sku} is out of stock at {where}",
+                                           site=rule.site, detail={"available": available})
+        elif available <= rule.reorder_point:
+            wanted["low_stock"] = Alert(
+                "low_stock", rule.subject, f"{rule.sku} is low at {where}: {available} available, reorder point "
+                f"{rule.reorder_point}", site=rule.site,
+                detail={"available": available, "reorder_point": rule.reorder_point})
+        if rule.max_qty is not None and available > rule.max_qty:
+            wanted["over_stock"] = Alert("over_stock", rule.subject, f"{rule.sku} is over-stocked at {where}: "
+                                         f"{available} available, maximum {rule.max_qty}", site=rule.site,
+                                         detail={"available": available, "max_qty": rule.max_qty})
+        for kind in ("out_of_stock", "low_stock", "over_stock"):
+            if kind in wanted:
+                if raise_alert(conn, wanted[kind], ts, self.recipients)[1]:
+                    report.raised.append(f"{kind}:{rule.subject}")
+            elif resolve_alert(conn, kind, rule.subject, ts, self.recipients) is not None:
+                report.resolved.append(f"{kind}:{rule.subject}")
+
+    def _draft(self, conn, rule: Rule, pos, ts: str, report: Report) -> None:
+        if rule.supplier_id is None:
+            raise_alert(conn, Alert("low_stock", rule.subject, f"{rule.sku} needs reordering but has no supplier: "
+                                    "set one to have purchase orders drafted", site=rule.site,
+                                    detail={"available": pos.available, "no_supplier": True}), ts, self.recipients)
+            return
+        ship_to = rule.location_id if rule.scope == "location" else self.receiving_location(conn)
+        if ship_to is None:
+            logger.warning("no location of %s to order %s to", self.site, rule.sku)
+            return
+        qty = order_quantity(rule, pos)
+        po_id, number = orders.auto_draft(conn, site=self.site, prefix=self.purchasing.po_prefix,
+                                          supplier_id=rule.supplier_id, ship_to_id=ship_to, ts=ts)
+        orders.add_line(conn, po_id, rule.variant_id, qty, rule.cost_price, ts,
+                        note=f"reorder: position {pos.total} <= point {rule.reorder_point}")
+        report.drafted.append((number, rule.sku, qty))
+        logger.info("drafted %d x %s on %s (position %d, point %d)", qty, rule.sku, number, pos.total,
+                    rule.reorder_point)
+
+    def receiving_location(self, conn) -> int | None:
+        code = self.purchasing.receive_location
+        if code:
+            found = conn.execute("SELECT id FROM location WHERE code = ? AND site_id = ?", (code, self.site)).fetchone()
+            if found:
+                return found[0]
+            logger.warning("[purchasing] receive_location %s is not a location of %s", code, self.site)
+        found = conn.execute("SELECT id FROM location WHERE site_id = ? AND active ORDER BY kind != 'dock', code"
+                             " LIMIT 1", (self.site,)).fetchone()
+        return found[0] if found else None
+
+    def after_movements(self, conn, after: int, ts: str, report: Report, limit: int = BATCH) -> int:
+        """Check the rules of the variants the movements after id `after` touched at this site; the last id read."""
+        rows = conn.execute(
+            "SELECT m.id, m.variant_id, m.kind, m.d_on_hand, v.sku, l.code, m.lot FROM movement m"
+            " JOIN location l ON l.id = coalesce(m.to_location_id, m.location_id)"
+            " JOIN variant v ON v.id = m.variant_id"
+            " WHERE m.id > ? ORDER BY m.id LIMIT ?", (after, limit)).fetchall()
+        if not rows:
+            return after
+        local = {row[0] for row in conn.execute("SELECT code FROM location WHERE site_id = ?", (self.site,))}
+        variants = sorted({variant for _id, variant, _k, _d, _s, code, _l in rows if code in local})
+        self.check(conn, rules_for(conn, self.site, variants), ts, report)
+        threshold = self.app.config.alerts.count_variance
+        for movement_id, _variant, kind, delta, sku, code, lot in rows:
+            if kind == "count" and code in local and abs(delta) > threshold:
+                subject = f"{sku}@{code}" + (f"/{lot}" if lot else "") + f"#{movement_id}"
+                raise_alert(conn, Alert("count_variance", subject, f"count of {sku} at {code} changed stock by "
+                                        f"{delta:+d} (threshold {threshold})", site=self.site,
+                                        detail={"movement_id": movement_id, "delta": delta}), ts, self.recipients)
+                report.raised.append(f"count_variance:{subject}")
+        return rows[-1][0]
+
+
+def _cursor(conn) -> int | None:
+    found = conn.execute("SELECT value FROM agent_cursor WHERE name = ?", (CURSOR,)).fetchone()
+    return found[0] if found else None
+
+
+def _set_cursor(conn, value: int) -> None:
+    conn.execute("INSERT INTO agent_cursor (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET"
+                 " value = excluded.value", (CURSOR, value))
+
+
+def sweep(app, now: datetime | None = None) -> dict:
+    """Check every rule of this site (the periodic job): catches what the watcher could not see, such as a
+    reorder point lowered below the stock, a new supplier, or a PO cancelled."""
+    report = Report()
+    trigger = Trigger(app)
+    with app.ledger.write() as ops:
+        trigger.check(ops.conn, rules_for(ops.conn, trigger.site), clock.to_ts(now or clock.utcnow()), report)
+    return report.as_dict()
+
+
+def catch_up(app, trigger: Trigger | None = None, now: datetime | None = None) -> tuple[Report, bool]:
+    """Process the movements committed since the cursor, one batch per transaction; (report, more to do).
+    A box that never ran the trigger starts at its newest movement: the sweep covers the stock it has."""
+    trigger = trigger or Trigger(app)
+    report = Report()
+    with app.ledger.write() as ops:
+        after = _cursor(ops.conn)
+        if after is None:
+            newest = ops.conn.execute("SELECT coalesce(max(id), 0) FROM movement").fetchone()[0]
+            _set_cursor(ops.conn, newest)
+            return report, False
+        last = trigger.after_movements(ops.conn, after, clock.to_ts(now or clock.utcnow()), report)
+        if last != after:
+            _set_cursor(ops.conn, last)
+    return report, last - after >= BATCH
+
+
+class ReorderWatcher:
+    """The agent's thread that runs the trigger within ~`poll_s` of any commit, by any process."""
+
+    def __init__(self, app, poll_s: float = POLL_S) -> None:
+        self.app = app
+        self.poll_s = poll_s
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.trigger = Trigger(app)
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="reorder-watcher", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        self._thread = None
+
+    def _run(self) -> None:
+        conn = self.app.db.connection()   # this thread's own: data_version counts the other connections' commits
+        seen = None
+        while not self._stop.is_set():
+            try:
+                version = conn.execute("PRAGMA data_version").fetchone()[0]
+                if version != seen:
+                    seen = version
+                    more = True
+                    while more and not self._stop.is_set():
+                        report, more = catch_up(self.app, self.trigger)
+                        if report.raised or report.drafted:
+                            logger.info("reorder trigger: %s", report.as_dict())
+            except Exception:   # noqa: BLE001 - the thread must outlive a bad moment; the sweep repairs
+                logger.exception("reorder trigger failed; retrying")
+                time.sleep(1.0)
+            self._stop.wait(self.poll_s)
+        self.app.db.close()
