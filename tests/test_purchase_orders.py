@@ -1,0 +1,117 @@
+"""Purchase orders through the CLI: create, add, send (a real local SMTP server), partial receipts with
+over- and under-delivery, cancel, PDF; the ledger movements reference the order line."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from test_alert_delivery import SmtpSink
+
+from appliance.cli import main
+
+
+@pytest.fixture
+def run(tmp_path, capsys):
+    config = tmp_path / "appliance.toml"
+
+    def call(*args: str) -> tuple[int, str, str]:
+        code = main(["--config", str(config), *args])
+        out, err = capsys.readouterr()
+        return code, out, err
+    assert call("init", "--site", "BER", "--site-name", "Berlin")[0] == 0
+    call.config = config
+    return call
+
+
+def ok(run, *args) -> str:
+    code, out, err = run(*args)
+    assert code == 0, (args, out, err)
+    return out
+
+
+def setup_catalog(run, tmp_path):
+    sheet = tmp_path / "catalog.csv"
+    sheet.write_text("sku,name,product_sku,variant_name,cost_price\nDOG-5,Dog food,DOG,5 kg,12.99\n"
+                     "CAT-2,Cat litter,CAT,2 kg,3.50\n", encoding="utf-8")
+    ok(run, "import", "products", str(sheet))
+    ok(run, "location", "add", "BER-A-01")
+
+
+def test_order_lifecycle_with_partial_receipts_and_variances(run, tmp_path):
+    setup_catalog(run, tmp_path)
+    ok(run, "supplier", "add", "Acme Feed", "--email", "orders@acme.test", "--lead-time-days", "3")
+    number = ok(run, "po", "create", "--supplier", "Acme Feed", "--ship-to", "BER-A-01").strip()
+    assert number == "BER-PO-0001"
+    ok(run, "po", "add", number, "DOG-5", "10")
+    ok(run, "po", "add", number, "CAT-2", "4", "--unit-cost", "300")
+    ok(run, "po", "send", number, "--no-email")
+    order = json.loads(ok(run, "po", "show", number, "--json"))
+    assert order["status"] == "sent" and order["expected_on"]
+    assert [(l["sku"], l["qty_ordered"], l["unit_cost"]) for l in order["lines"]] == [("DOG-5", 10, 1299),
+                                                                                      ("CAT-2", 4, 300)]
+    ok(run, "po", "receive", number, "1:6:L1:2027-01-31")
+    assert json.loads(ok(run, "po", "show", number, "--json"))["status"] == "partial"
+    ok(run, "po", "receive", number, "1:5", "2:3")            # one more DOG than ordered: over-delivered
+    order = json.loads(ok(run, "po", "show", number, "--json"))
+    assert order["status"] == "partial"                       # CAT line still waits for 1
+    received = [e for e in order["events"] if e["kind"] == "received"]
+    assert json.loads(received[1]["detail"])["variances"] == [{"line": 1, "sku": "DOG-5", "over": 1}]
+    ok(run, "po", "cancel", number, "--reason", "supplier out of stock")
+    order = json.loads(ok(run, "po", "show", number, "--json"))
+    assert order["status"] == "received"                      # closed: the rest was cancelled
+    cancelled = json.loads([e for e in order["events"] if e["kind"] == "cancelled"][0]["detail"])
+    assert cancelled["under_delivered"] == [{"line": 2, "short": 1}]
+    stock = json.loads(ok(run, "stock", "--lots", "--json"))
+    by_sku = {(row["sku"], row.get("lot", "")): row["on_hand"] for row in stock}
+    assert by_sku[("DOG-5", "L1")] == 6 and by_sku[("DOG-5", "")] == 5 and by_sku[("CAT-2", "")] == 3
+    history = ok(run, "history", "--sku", "DOG-5")
+    assert f"{number}/1" in history
+
+
+def test_receiving_a_cancelled_order_or_a_bad_line_is_refused_with_the_reason(run, tmp_path):
+    setup_catalog(run, tmp_path)
+    ok(run, "supplier", "add", "Acme Feed")
+    number = ok(run, "po", "create", "--supplier", "Acme Feed").strip()
+    ok(run, "po", "add", number, "DOG-5", "2")
+    code, _out, err = run("po", "receive", number, "7:1")
+    assert code == 2 and "no line 7" in err
+    code, _out, err = run("po", "receive", number, "1-1")
+    assert code == 2 and "LINE:QTY" in err
+    ok(run, "po", "cancel", number)
+    code, _out, err = run("po", "receive", number, "1:1")
+    assert code != 0 and "cancelled" in err
+    code, _out, err = run("po", "show", "BER-PO-0999")
+    assert code != 0 and "no purchase order" in err
+
+
+def test_send_emails_the_pdf_to_the_supplier(run, tmp_path):
+    setup_catalog(run, tmp_path)
+    sink = SmtpSink().start()
+    try:
+        with open(run.config, "a", encoding="utf-8") as f:
+            f.write(f'\n[smtp]\nhost = "127.0.0.1"\nport = {sink.port}\nsecurity = "none"\n'
+                    f'sender = "stock@shop.test"\n')
+        ok(run, "supplier", "add", "Acme Feed", "--email", "orders@acme.test")
+        number = ok(run, "po", "create", "--supplier", "Acme Feed").strip()
+        ok(run, "po", "add", number, "DOG-5", "12")
+        ok(run, "po", "send", number)
+    finally:
+        sink.stop()
+    assert len(sink.messages) == 1
+    _recipients, message = sink.messages[0]
+    assert "orders@acme.test" in message["To"] and number in message["Subject"]
+    attachments = [part for part in message.iter_attachments()]
+    assert attachments[0].get_filename() == f"{number}.pdf"
+    assert attachments[0].get_content().startswith(b"%PDF")
+    assert json.loads(ok(run, "po", "show", number, "--json"))["status"] == "sent"
+
+
+def test_pdf_is_written(run, tmp_path):
+    setup_catalog(run, tmp_path)
+    ok(run, "supplier", "add", "Łódź Supplies")
+    number = ok(run, "po", "create", "--supplier", "Łódź Supplies").strip()
+    ok(run, "po", "add", number, "DOG-5", "1")
+    out = tmp_path / "po.pdf"
+    ok(run, "po", "pdf", number, "--out", str(out))
+    assert out.read_bytes().startswith(b"%PDF")
