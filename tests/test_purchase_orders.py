@@ -6,9 +6,35 @@ from __future__ import annotations
 import json
 
 import pytest
-from test_alert_delivery import SmtpSink
 
 from appliance.cli import main
+
+
+class SmtpSink:
+    """A real SMTP server on a free local port (aiosmtpd), keeping what it receives."""
+
+    def __init__(self) -> None:
+        import socket
+        from aiosmtpd.controller import Controller
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self.messages: list = []
+        self._controller = Controller(self, hostname="127.0.0.1", port=self.port)
+
+    async def handle_DATA(self, server, session, envelope):
+        import email
+        import email.policy
+        self.messages.append((list(envelope.rcpt_tos),
+                              email.message_from_bytes(envelope.content, policy=email.policy.default)))
+        return "250 OK"
+
+    def start(self) -> "SmtpSink":
+        self._controller.start()
+        return self
+
+    def stop(self) -> None:
+        self._controller.stop()
 
 
 @pytest.fixture
