@@ -167,7 +167,7 @@ def test_reply_bytes_and_gs_substitutes():
     pytest.param('[scanner]\nkind = "hid"\n', "[scanner] must be written [[scanner]]: an array of tables",
                  id="single table"),
     pytest.param('[[scaner]]\nkind = "hid"\n', "unknown array [[scaner]]; known sections: site, database, log, "
-                 "mqtt, web, scanning, scanner", id="misspelt array"),
+                 "mqtt, web, scanning, smtp, alerts, purchasing, jobs, webhook, scanner", id="misspelt array"),
     pytest.param('[scanning]\nidle_timeout_s = 5\n', "scanning.idle_timeout_s = 5: must be between 10 and 86400",
                  id="idle timeout"),
     pytest.param('[scanning]\nidle_timeout_s = "300"\n',

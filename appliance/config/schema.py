@@ -234,7 +234,7 @@ def _credential_name(value: str) -> str:
     return value
 
 
-SEVERITY = one_of("info", "warning", "critical")
+SEVERITY = choice("info", "warning", "critical")
 
 
 @dataclass(frozen=True)
