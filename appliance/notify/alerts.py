@@ -156,7 +156,3 @@ def open_subjects(conn: sqlite3.Connection, kind: str) -> set[str]:
     return {row[0] for row in conn.execute("SELECT subject FROM alert WHERE kind = ? AND resolved_at IS NULL",
                                            (kind,))}
 
-
-def is_open(conn: sqlite3.Connection, kind: str, subject: str) -> bool:
-    return conn.execute("SELECT 1 FROM alert WHERE kind = ? AND subject = ? AND resolved_at IS NULL",
-                        (kind, subject)).fetchone() is not None

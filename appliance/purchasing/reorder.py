@@ -117,18 +117,17 @@ class Trigger:
     def after_movements(self, conn, after: int, ts: str, report: Report, limit: int = BATCH) -> int:
         """Check the rules of the variants the movements after id `after` touched at this site; the last id read."""
         rows = conn.execute(
-            "SELECT m.id, m.variant_id, m.kind, m.d_on_hand, v.sku, l.code, m.lot FROM movement m"
+            "SELECT m.id, m.variant_id, m.kind, m.d_on_hand, v.sku, l.code, m.lot, l.site_id = ? FROM movement m"
             " JOIN location l ON l.id = coalesce(m.to_location_id, m.location_id)"
             " JOIN variant v ON v.id = m.variant_id"
-            " WHERE m.id > ? ORDER BY m.id LIMIT ?", (after, limit)).fetchall()
+            " WHERE m.id > ? ORDER BY m.id LIMIT ?", (self.site, after, limit)).fetchall()
         if not rows:
             return after
-        local = {row[0] for row in conn.execute("SELECT code FROM location WHERE site_id = ?", (self.site,))}
-        variants = sorted({variant for _id, variant, _k, _d, _s, code, _l in rows if code in local})
+        variants = sorted({variant for _id, variant, _k, _d, _s, _c, _l, local in rows if local})
         self.check(conn, rules_for(conn, self.site, variants), ts, report)
         threshold = self.app.config.alerts.count_variance
-        for movement_id, _variant, kind, delta, sku, code, lot in rows:
-            if kind == "count" and code in local and abs(delta) > threshold:
+        for movement_id, _variant, kind, delta, sku, code, lot, local in rows:
+            if kind == "count" and local and abs(delta) > threshold:
                 subject = f"{sku}@{code}" + (f"/{lot}" if lot else "") + f"#{movement_id}"
                 raise_alert(conn, Alert("count_variance", subject, f"count of {sku} at {code} changed stock by "
                                         f"{delta:+d} (threshold {threshold})", site=self.site,
