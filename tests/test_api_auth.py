@@ -221,7 +221,8 @@ def test_a_session_post_needs_the_csrf_header(stocked):
 def test_every_protected_operation_refuses_anonymous_callers(stocked):
     from appliance.webapp.api.openapi import document
     anonymous = stocked.app.test_client()
-    examples = {"{sku}": "DOG-5", "{code}": "BER-A-01", "{movement_id}": "1", "{reservation_id}": "1"}
+    examples = {"{sku}": "DOG-5", "{code}": "BER-A-01", "{movement_id}": "1", "{reservation_id}": "1",
+                "{alert_id}": "1", "{number}": "BER-PO-0001"}
     checked = 0
     for path, operations in document()["paths"].items():
         url = "/api/v1" + path

@@ -26,6 +26,7 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "suppliers": frozenset({"manager", "purchasing"}),
     "purchase_orders": frozenset({"manager", "purchasing"}),
     "see_costs": frozenset({"manager", "purchasing"}),
+    "alerts": frozenset({"manager", "staff", "purchasing"}),   # acknowledge alerts (everyone may see them)
     "manage_users": frozenset({"manager"}),
     "settings": frozenset({"manager"}),
 }

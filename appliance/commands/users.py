@@ -25,6 +25,7 @@ def register(commands) -> None:
     p.add_argument("--role", default="staff", choices=ROLES)
     p.add_argument("--password-stdin", action="store_true",
                    help="read the web password from standard input (one line) instead of asking")
+    p.add_argument("--email", metavar="ADDRESS", help="where alert emails for the user's role go")
     p.set_defaults(handler=cmd_user_add)
     p = usr.add_parser("list", help="list users")
     p.add_argument("--json", action="store_true")
@@ -43,6 +44,10 @@ def register(commands) -> None:
     p.add_argument("login")
     p.add_argument("role", choices=ROLES)
     p.set_defaults(handler=cmd_user_role)
+    p = usr.add_parser("email", help="set a user's email address for alert emails ('' clears it)")
+    p.add_argument("login")
+    p.add_argument("address")
+    p.set_defaults(handler=cmd_user_email)
 
     tok = usr.add_parser("token", help="API tokens for scripts and integrations").add_subparsers(
         dest="token_command", metavar="ACTION", required=True)
@@ -79,9 +84,21 @@ def _read_password(args, login: str) -> str:
     return first
 
 
+def _checked_email(address: str) -> str | None:
+    from appliance.config.schema import _email
+    address = address.strip()
+    try:
+        return _email(address) or None
+    except ValueError as error:
+        raise InvalidInput(f"email {address!r}: {error}", field="email") from None
+
+
 def cmd_user_add(args, ctx) -> int:
     password = _read_password(args, args.login) if args.password_stdin else None
+    email = _checked_email(args.email) if args.email is not None else None
     user = sites.add_user(ctx.app.db, args.login, name=args.name, role=args.role)
+    if email is not None:
+        User.update(email=email).where(User.id == user.id).execute()
     if password is not None:
         set_password(ctx.app.db, user.login, password)
     else:
@@ -129,6 +146,17 @@ def cmd_user_enable(args, ctx) -> int:
 def cmd_user_role(args, ctx) -> int:
     set_role(ctx.app.db, args.login, args.role)
     info(f"{args.login} is now {args.role}")
+    return 0
+
+
+def cmd_user_email(args, ctx) -> int:
+    email = _checked_email(args.address)
+    db = ctx.app.db
+    with db.atomic("IMMEDIATE"):
+        if User.update(email=email).where(User.login == args.login).execute() == 0:
+            from appliance.errors import UnknownUser
+            raise UnknownUser(args.login)
+    info(f"alert emails for {args.login} go to {email}" if email else f"{args.login} has no email address now")
     return 0
 
 

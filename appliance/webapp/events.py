@@ -119,7 +119,10 @@ def current_cursor(conn: sqlite3.Connection) -> Cursor:
 def _alerts_version(conn: sqlite3.Connection) -> str:
     row = conn.execute("SELECT count(*), coalesce(sum(count), 0), coalesce(max(last_at), '') FROM sync_alarm"
                        ).fetchone()
-    return hashlib.sha256(repr(row).encode()).hexdigest()[:8] if row[0] else ""
+    # The alert table's triggers count every change of an alert row (migration m0007).
+    changes = conn.execute("SELECT n FROM change_counter WHERE name = 'alert'").fetchone()
+    changes = changes[0] if changes else 0
+    return hashlib.sha256(repr((row, changes)).encode()).hexdigest()[:8] if row[0] or changes else ""
 
 
 def movements_after(conn: sqlite3.Connection, after: int, limit: int = MAX_ROWS) -> list[dict]:
@@ -153,11 +156,21 @@ def scans_after(conn: sqlite3.Connection, after: int, station: str | None = None
 
 
 def open_alerts(conn: sqlite3.Connection) -> list[dict]:
-    """Sync alarms today; issue 6 adds stock alerts here."""
-    return [{"source": "sync", "site": site, "kind": kind, "count": count, "first_at": first, "last_at": last,
-             "detail": detail}
-            for site, kind, count, first, last, detail in conn.execute(
-                "SELECT site_id, kind, count, first_at, last_at, detail FROM sync_alarm ORDER BY last_at DESC")]
+    """Open alerts of the alert book (newest first), then the sync alarms. Both carry `count`, `last_at` and a
+    `detail` text, which is what the dashboard draws; the alert book's rows add their own fields."""
+    alerts = [{"source": "stock", "id": id_, "kind": kind, "subject": subject, "severity": severity,
+               "message": message, "site": site, "first_seen": first, "last_seen": last, "first_at": first,
+               "last_at": last, "count": count, "detail": message, "acknowledged": acked_at is not None,
+               "acknowledged_by": acked_by}
+              for id_, kind, subject, severity, message, site, first, last, count, acked_at, acked_by in conn.execute(
+                  "SELECT id, kind, subject, severity, message, site_id, first_seen, last_seen, seen_count,"
+                  " acknowledged_at, acknowledged_by FROM alert WHERE resolved_at IS NULL"
+                  " ORDER BY first_seen DESC, id DESC LIMIT ?", (MAX_ROWS,))]
+    return alerts + [{"source": "sync", "site": site, "kind": kind, "count": count, "first_at": first,
+                      "last_at": last, "detail": detail}
+                     for site, kind, count, first, last, detail in conn.execute(
+                         "SELECT site_id, kind, count, first_at, last_at, detail FROM sync_alarm"
+                         " ORDER BY last_at DESC")]
 
 
 def _sse(event: str, data, id_: str | None = None) -> str:

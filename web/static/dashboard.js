@@ -108,8 +108,8 @@
     ul.replaceChildren();
     if (!list.length) { ul.append(el("li", "muted none", text.no_alerts)); return; }
     for (const a of list) {
-      const li = el("li", "alert flash-new");
-      li.append(el("strong", "", a.site), ` · ${a.kind} · ${fill(text.times, {count: a.count})}`, el("br"),
+      const li = el("li", "alert flash-new" + (a.severity ? ` alert-${a.severity}` : ""));
+      li.append(el("strong", "", a.site || ""), ` · ${a.kind}${a.subject ? ` · ${a.subject}` : ""} · ${fill(text.times, {count: a.count})}`, el("br"),
                 el("span", "small", `${fill(text.last_at, {when: (a.last_at || "").slice(0, 16).replace("T", " ")})}: ${a.detail}`));
       ul.append(li);
     }
