@@ -1,7 +1,7 @@
 """`appliance agent`: the long-running process of a box (DESIGN.md §1). It hosts multi-site sync, the expiry of
 reservations, the barcode scanners ([[scanner]] entries, handled by the station desk) and the zeroconf
-advertisement of the web UI (one per box, so not in the web workers); the print spooler and the scheduler
-join it.
+advertisement of the web UI (one per box, so not in the web workers) and the scheduled jobs (appliance/jobs:
+reservation expiry, reorder sweep, alert delivery, backups, the nightly check...); the print spooler joins it.
 
 Sync is on when the config has an [mqtt] section. The agent then first refuses local writes until it knows
 whether its peers hold movements of this site that this box lacks (a restored backup), pulls them back,
@@ -15,10 +15,10 @@ import os
 import signal
 import socket
 import threading
-import time
 
 from appliance.app import App
 from appliance.discovery import Advertiser
+from appliance.jobs.scheduler import JobScheduler
 from appliance.scanning.readers import Scanners
 from appliance.scanning.station import StationDesk
 from appliance.sync.engine import Engine
@@ -26,8 +26,6 @@ from appliance.sync.link import Link
 from appliance.sync.messages import Status
 
 logger = logging.getLogger(__name__)
-
-EXPIRE_INTERVAL_S = 30.0
 
 
 def notify_systemd(state: str) -> None:
@@ -68,11 +66,13 @@ def run_agent(app: App, stop: threading.Event | None = None) -> int:
         logger.info("agent for %s started; sync is off (no [mqtt] section)", site)
         advertiser = Advertiser(app.config)   # nothing unless [web] advertise
         advertiser.start()
+        scheduler = JobScheduler(app)   # built before anything runs: only start() touches the database
         scanners = start_scanners(app)
         try:
-            while not stop.wait(EXPIRE_INTERVAL_S):
-                ledger.expire_reservations()
+            scheduler.start()
+            stop.wait()
         finally:
+            scheduler.stop()   # first: it waits for a running job, which may still need the database
             if scanners is not None:
                 scanners.stop()
             advertiser.stop()
@@ -85,21 +85,21 @@ def run_agent(app: App, stop: threading.Event | None = None) -> int:
     notify_systemd("READY=1")
     link.start()
     logger.info("agent for %s started; sync with %s:%d", site, mqtt.host, mqtt.port)
-    next_expiry = time.monotonic() + EXPIRE_INTERVAL_S
     scanners = None
     advertiser = Advertiser(app.config)
+    scheduler = JobScheduler(app)
     try:
         # Only after begin_recovery: on a restored box a scan's write must meet the lock, not slip in before it.
+        # The same holds for the jobs; while recovery lasts their writes are refused and recorded as skipped.
         scanners = start_scanners(app)
         advertiser.start()
+        scheduler.start()
         while not stop.is_set():
             engine.turn()
-            if time.monotonic() >= next_expiry and engine.recovering_until is None:
-                next_expiry = time.monotonic() + EXPIRE_INTERVAL_S
-                ledger.expire_reservations()
     finally:
+        scheduler.stop()
         if scanners is not None:
-            scanners.stop()   # first: no scan may start a write while sync shuts down
+            scanners.stop()   # before sync: no scan may start a write while sync shuts down
         advertiser.stop()
         link.stop(Status(site, "offline"))
         if engine.recovering_until is not None:
