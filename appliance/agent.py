@@ -1,7 +1,8 @@
 """`appliance agent`: the long-running process of a box (DESIGN.md §1). It hosts multi-site sync, the expiry of
 reservations, the barcode scanners ([[scanner]] entries, handled by the station desk) and the zeroconf
-advertisement of the web UI (one per box, so not in the web workers) and the scheduled jobs (appliance/jobs:
-reservation expiry, reorder sweep, alert delivery, backups, the nightly check...); the print spooler joins it.
+advertisement of the web UI (one per box, so not in the web workers), the reorder trigger's watcher (within
+tens of milliseconds of any committed movement) and the scheduled jobs (appliance/jobs: reservation expiry,
+reorder sweep, alert delivery, backups, the nightly check...); the print spooler joins it.
 
 Sync is on when the config has an [mqtt] section. The agent then first refuses local writes until it knows
 whether its peers hold movements of this site that this box lacks (a restored backup), pulls them back,
@@ -19,6 +20,7 @@ import threading
 from appliance.app import App
 from appliance.discovery import Advertiser
 from appliance.jobs.scheduler import JobScheduler
+from appliance.purchasing.reorder import ReorderWatcher
 from appliance.scanning.readers import Scanners
 from appliance.scanning.station import StationDesk
 from appliance.sync.engine import Engine
@@ -67,12 +69,15 @@ def run_agent(app: App, stop: threading.Event | None = None) -> int:
         advertiser = Advertiser(app.config)   # nothing unless [web] advertise
         advertiser.start()
         scheduler = JobScheduler(app)   # built before anything runs: only start() touches the database
+        watcher = ReorderWatcher(app)
         scanners = start_scanners(app)
         try:
             scheduler.start()
+            watcher.start()
             stop.wait()
         finally:
-            scheduler.stop()   # first: it waits for a running job, which may still need the database
+            watcher.stop()
+            scheduler.stop()   # it waits for a running job, which may still need the database
             if scanners is not None:
                 scanners.stop()
             advertiser.stop()
@@ -88,15 +93,18 @@ def run_agent(app: App, stop: threading.Event | None = None) -> int:
     scanners = None
     advertiser = Advertiser(app.config)
     scheduler = JobScheduler(app)
+    watcher = ReorderWatcher(app)
     try:
         # Only after begin_recovery: on a restored box a scan's write must meet the lock, not slip in before it.
         # The same holds for the jobs; while recovery lasts their writes are refused and recorded as skipped.
         scanners = start_scanners(app)
         advertiser.start()
         scheduler.start()
+        watcher.start()
         while not stop.is_set():
             engine.turn()
     finally:
+        watcher.stop()
         scheduler.stop()
         if scanners is not None:
             scanners.stop()   # before sync: no scan may start a write while sync shuts down

@@ -7,7 +7,8 @@ import sqlite3
 from datetime import timedelta
 
 import pytest
-from test_alert_delivery import T0, SmtpSink, WebhookSink, free_port, raise_low_stock
+from notify_sinks import SmtpSink, WebhookSink, free_port
+from test_alert_delivery import T0, raise_low_stock
 from workers import SITE_KEY, build_site
 
 from appliance import clock

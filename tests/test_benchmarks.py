@@ -60,3 +60,17 @@ def test_bench_scan_quick_prints_one_json_object_with_every_target():
     assert set(result["latency_ms"]) == {"serial", "hid", "ledger_post"}
     # Every scan of both paths committed exactly one movement, as many as the ledger-only arm posted.
     assert result["sanity"]["ok"] is True, result["sanity"]
+
+
+def test_bench_reorder_quick_prints_one_json_object_with_every_target():
+    done = subprocess.run([sys.executable, str(REPO / "scripts" / "bench_reorder.py"), "--quick"],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout)
+    assert result["benchmark"] == "reorder"
+    assert set(result["targets"]) == {"commit_to_alert_and_draft_p99_ms", "trigger_added_cost_to_ship_post"}
+    for name, target in result["targets"].items():
+        assert isinstance(target["measured"], (int, float)) and not isinstance(target["measured"], bool), name
+        assert isinstance(target["target"], str) and isinstance(target["met"], bool), name
+    # Every crossing raised its alert and drafted its line, once.
+    assert result["sanity"]["ok"] is True, result["sanity"]
