@@ -22,6 +22,7 @@ from appliance.discovery import Advertiser
 from appliance.jobs.scheduler import JobScheduler
 from appliance.purchasing.reorder import ReorderWatcher
 from appliance.scanning.readers import Scanners
+from appliance.scanning.scanner_watch import ScannerWatch
 from appliance.scanning.station import StationDesk
 from appliance.sync.engine import Engine
 from appliance.sync.link import Link
@@ -71,11 +72,14 @@ def run_agent(app: App, stop: threading.Event | None = None) -> int:
         scheduler = JobScheduler(app)   # built before anything runs: only start() touches the database
         watcher = ReorderWatcher(app)
         scanners = start_scanners(app)
+        scanner_watch = ScannerWatch(app, scanners)   # also without scanners: resolves alerts of guns taken out
         try:
             scheduler.start()
             watcher.start()
+            scanner_watch.start()
             stop.wait()
         finally:
+            scanner_watch.stop()   # before the scanners: readers shutting down are not guns gone
             watcher.stop()
             scheduler.stop()   # it waits for a running job, which may still need the database
             if scanners is not None:
@@ -90,7 +94,7 @@ def run_agent(app: App, stop: threading.Event | None = None) -> int:
     notify_systemd("READY=1")
     link.start()
     logger.info("agent for %s started; sync with %s:%d", site, mqtt.host, mqtt.port)
-    scanners = None
+    scanners = scanner_watch = None
     advertiser = Advertiser(app.config)
     scheduler = JobScheduler(app)
     watcher = ReorderWatcher(app)
@@ -98,12 +102,16 @@ def run_agent(app: App, stop: threading.Event | None = None) -> int:
         # Only after begin_recovery: on a restored box a scan's write must meet the lock, not slip in before it.
         # The same holds for the jobs; while recovery lasts their writes are refused and recorded as skipped.
         scanners = start_scanners(app)
+        scanner_watch = ScannerWatch(app, scanners)
+        scanner_watch.start()
         advertiser.start()
         scheduler.start()
         watcher.start()
         while not stop.is_set():
             engine.turn()
     finally:
+        if scanner_watch is not None:
+            scanner_watch.stop()
         watcher.stop()
         scheduler.stop()
         if scanners is not None:

@@ -237,6 +237,15 @@ def _credential_name(value: str) -> str:
 SEVERITY = choice("info", "warning", "critical")
 
 
+def _above_zero(high: float) -> Check:
+    # in_range would let 0 through: a grace of nothing raises an alert for every gun still being opened at start.
+    def check(value: float) -> float:
+        if not 0 < value <= high:
+            raise ValueError(f"must be more than 0 and at most {high:g}")
+        return value
+    return check
+
+
 @dataclass(frozen=True)
 class SmtpConfig:
     host: str = setting("SMTP server that sends alert emails and purchase orders")
@@ -268,6 +277,9 @@ class AlertsConfig:
                                   "alert", 10, check=in_range(0, 10**9))
     peer_offline_minutes: int = setting("a sync peer silent for this long raises an alert, in minutes", 30,
                                         check=in_range(1, 60 * 24 * 30))
+    scanner_gone_s: float = setting("a configured hid or serial scanner not connected for this long (unplugged, or "
+                                    "missing since the agent started) raises a 'scanner gone' alert, in seconds", 30.0,
+                                    check=_above_zero(86400))
     retry_base_s: float = setting("first retry of a failed email or webhook after this long; doubled each time, "
                                   "in seconds", 30.0, check=in_range(1, 3600))
     retry_max_s: float = setting("longest wait between two delivery attempts, in seconds", 3600.0,
