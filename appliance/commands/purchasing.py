@@ -1,4 +1,4 @@
-"""supplier add|list, reorder set|check (purchase orders: purchase_orders.py)."""
+"""supplier add|list, reorder set|list|check (purchase orders: purchase_orders.py)."""
 
 from __future__ import annotations
 
@@ -22,7 +22,8 @@ def register(commands) -> None:
 
     rr = commands.add_parser("reorder", help="reorder rules and the trigger").add_subparsers(
         dest="reorder_command", metavar="ACTION", required=True)
-    p = rr.add_parser("set", help="set a variant's reorder rule (its default, or for a site or a location)")
+    p = rr.add_parser("set", help="set a variant's reorder rule (its default, or for a site, a location or the "
+                                  "company)")
     p.add_argument("sku")
     p.add_argument("--point", type=int, required=True, help="reorder when the position falls to this")
     p.add_argument("--qty", type=int, help="order this many")
@@ -33,7 +34,15 @@ def register(commands) -> None:
     where = p.add_mutually_exclusive_group()
     where.add_argument("--site", help="a rule for this site's total")
     where.add_argument("--location", help="a rule for this location alone")
+    where.add_argument("--company", action="store_true",
+                       help="a rule for the total across every site; sites short of stock are first offered a "
+                            "transfer from a site with surplus")
+    p.add_argument("--buyer", help="with --company: the site whose box orders for the company (default: the rule's "
+                                   "buyer so far, else this site)")
     p.set_defaults(handler=cmd_reorder_set)
+    p = rr.add_parser("list", help="every reorder rule on this box: defaults, sites, locations, company")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=cmd_reorder_list)
     p = rr.add_parser("check", help="check every rule now (what the periodic sweep does)")
     p.set_defaults(handler=cmd_reorder_check)
 
@@ -74,6 +83,9 @@ def cmd_reorder_set(args, ctx) -> int:
         value = getattr(args, name)
         if value is not None and value < (0 if name in ("point", "min_order") else 1):
             raise InvalidInput(f"--{name.replace('_', '-')} {value} is out of range", field=name)
+    if args.buyer is not None and not args.company:
+        raise InvalidInput(f"--buyer {args.buyer} needs --company: only the company rule has a buyer site",
+                           field="buyer")
     with ctx.app.ledger.write() as ops:
         conn = ops.conn
         found = conn.execute("SELECT id FROM variant WHERE sku = ?", (args.sku,)).fetchone()
@@ -94,6 +106,8 @@ def cmd_reorder_set(args, ctx) -> int:
                          " reorder_point = excluded.reorder_point, reorder_qty = excluded.reorder_qty,"
                          " max_qty = excluded.max_qty, supplier_id = excluded.supplier_id",
                          (variant_id, loc[0], *values))
+        elif args.company:
+            set_company_rule(conn, variant_id, values, args.buyer, ctx.app.config.site.id)
         elif args.site:
             if not conn.execute("SELECT 1 FROM site WHERE id = ?", (args.site,)).fetchone():
                 raise InvalidInput(f"unknown site {args.site!r}", field="site")
@@ -107,6 +121,53 @@ def cmd_reorder_set(args, ctx) -> int:
                          " supplier_id = coalesce(?, supplier_id), updated_at = ? WHERE id = ?",
                          (*values, ops.ts, variant_id))
     info(f"reorder rule of {args.sku} set")
+    return 0
+
+
+def set_company_rule(conn, variant_id: int, values: tuple, buyer: str | None, here: str) -> None:
+    """Replace the company rule; its buyer stays unless named, so changing a point on a box that does not buy
+    never makes it a second buyer."""
+    if buyer is None:
+        found = conn.execute("SELECT buyer_site_id FROM reorder_company_rule WHERE variant_id = ?",
+                             (variant_id,)).fetchone()
+        buyer = found[0] if found else here
+    elif not conn.execute("SELECT 1 FROM site WHERE id = ?", (buyer,)).fetchone():
+        raise InvalidInput(f"--buyer {buyer}: no such site on this box (appliance site list)", field="buyer")
+    conn.execute("INSERT INTO reorder_company_rule (variant_id, reorder_point, reorder_qty, max_qty, supplier_id,"
+                 " buyer_site_id) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (variant_id) DO UPDATE SET"
+                 " reorder_point = excluded.reorder_point, reorder_qty = excluded.reorder_qty,"
+                 " max_qty = excluded.max_qty, supplier_id = excluded.supplier_id,"
+                 " buyer_site_id = excluded.buyer_site_id", (variant_id, *values, buyer))
+
+
+_RULE_LIST = """
+SELECT * FROM (
+  SELECT v.sku AS sku, 'default' AS level, 'each site' AS at, v.reorder_point, v.reorder_qty, v.max_qty,
+         s.name, NULL AS buyer
+  FROM variant v JOIN product p ON p.id = v.product_id
+  LEFT JOIN supplier s ON s.id = coalesce(v.supplier_id, p.supplier_id) WHERE v.reorder_point IS NOT NULL
+  UNION ALL
+  SELECT v.sku, 'site', r.site_id, r.reorder_point, r.reorder_qty, r.max_qty, s.name, NULL FROM reorder_site_rule r
+  JOIN variant v ON v.id = r.variant_id LEFT JOIN supplier s ON s.id = r.supplier_id
+  UNION ALL
+  SELECT v.sku, 'location', l.code, o.reorder_point, o.reorder_qty, o.max_qty, s.name, NULL FROM reorder_override o
+  JOIN variant v ON v.id = o.variant_id JOIN location l ON l.id = o.location_id
+  LEFT JOIN supplier s ON s.id = o.supplier_id WHERE o.reorder_point IS NOT NULL
+  UNION ALL
+  SELECT v.sku, 'company', 'all sites', c.reorder_point, c.reorder_qty, c.max_qty, s.name, c.buyer_site_id
+  FROM reorder_company_rule c JOIN variant v ON v.id = c.variant_id LEFT JOIN supplier s ON s.id = c.supplier_id
+)
+ORDER BY sku, CASE level WHEN 'location' THEN 0 WHEN 'site' THEN 1 WHEN 'default' THEN 2 ELSE 3 END, at
+"""
+
+
+def cmd_reorder_list(args, ctx) -> int:
+    names = ("sku", "level", "at", "point", "qty", "max", "supplier", "buyer")
+    items = [dict(zip(names, row)) for row in ctx.app.db.execute_sql(_RULE_LIST)]
+    if args.json:
+        print_json(items)
+    else:
+        print_table(names, [[item[n] for n in names] for item in items])
     return 0
 
 

@@ -124,6 +124,19 @@ class ReorderSiteRule(BaseModel):
         table_name = "reorder_site_rule"
 
 
+class ReorderCompanyRule(BaseModel):
+    """The company's rule for a variant: watches the total across sites; only its buyer site's box orders."""
+    variant = pw.ForeignKeyField(Variant, column_name="variant_id", unique=True)
+    reorder_point = pw.IntegerField()
+    reorder_qty = pw.IntegerField(null=True)
+    max_qty = pw.IntegerField(null=True)
+    supplier = pw.ForeignKeyField(Supplier, null=True, column_name="supplier_id")
+    buyer_site = pw.ForeignKeyField(Site, column_name="buyer_site_id")
+
+    class Meta:
+        table_name = "reorder_company_rule"
+
+
 class User(BaseModel):
     ROLES = ("manager", "staff", "purchasing", "viewer")
 
@@ -451,5 +464,5 @@ class AgentCursor(BaseModel):
 MODELS = [Site, SiteKey, Supplier, Product, Variant, Pack, Barcode, Location, ReorderOverride, User, ApiToken,
           LoginThrottle, Movement, Op,
           Stock, Transfer, Reservation, SyncPeer, SyncAlarm, RemoteRequest, ScanLog,
-          StationSession, ChangeCounter, ReorderSiteRule, DocCounter, PurchaseOrder, PurchaseOrderLine,
+          StationSession, ChangeCounter, ReorderSiteRule, ReorderCompanyRule, DocCounter, PurchaseOrder, PurchaseOrderLine,
           PurchaseOrderEvent, Alert, AlertDelivery, JobRun, AgentCursor]

@@ -26,6 +26,8 @@ KINDS = {
     "expiring_lot": "warning",
     "reservation_expired": "info",
     "count_variance": "warning",
+    # A site short of stock that another site can spare: someone has to move it, like a draft awaiting review.
+    "transfer_suggested": "warning",
     "peer_offline": "warning",
     "printer_error": "warning",
     "scanner_gone": "warning",

@@ -10,6 +10,13 @@ nothing for it in its own transaction.
 Once per crossing: a rule's low-stock alert stays open while available ≤ reorder point, and the draft line
 counts as stock on order, so the next ship neither alerts nor orders again unless the position is still short.
 A receipt that lifts available above the point resolves the alert; the next crossing fires anew.
+
+Across sites (`company.py`): a variant with a company rule is also checked when another site's movement
+arrives by sync, since it moves the company total; the box of the rule's buyer site checks the company rule
+and orders for it. And before a site rule of such a variant drafts, the other sites' surplus is looked at: a
+site that can spare the quantity gets a `transfer_suggested` alert instead of a purchase order line, open
+until the low condition clears like the low-stock alert. Without company rules all this costs one indexed
+lookup per batch of movements.
 """
 
 from __future__ import annotations
@@ -22,8 +29,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from appliance import clock
-from appliance.notify.alerts import Alert, Recipients, raise_alert, resolve_alert
-from appliance.purchasing import orders
+from appliance.notify.alerts import Alert, Recipients, open_subjects, raise_alert, resolve_alert
+from appliance.purchasing import company, orders
 from appliance.purchasing.rules import Rule, order_quantity, position, rules_for
 
 logger = logging.getLogger(__name__)
@@ -39,10 +46,13 @@ class Report:
     raised: list[str] = field(default_factory=list)
     resolved: list[str] = field(default_factory=list)
     drafted: list[tuple[str, str, int]] = field(default_factory=list)   # (po number, sku, qty)
+    suggested: list[tuple[str, str, int]] = field(default_factory=list)  # (subject, from site, qty), new ones
 
     def as_dict(self) -> dict:
         return {"rules": self.rules, "raised": self.raised, "resolved": self.resolved,
-                "drafted": [{"po": po, "sku": sku, "qty": qty} for po, sku, qty in self.drafted]}
+                "drafted": [{"po": po, "sku": sku, "qty": qty} for po, sku, qty in self.drafted],
+                "suggested": [{"subject": subject, "from_site": source, "qty": qty}
+                              for subject, source, qty in self.suggested]}
 
 
 class Trigger:
@@ -54,16 +64,42 @@ class Trigger:
         self.purchasing = app.config.purchasing
         self.recipients = Recipients(app.config)
 
-    def check(self, conn, rules: Iterable[Rule], ts: str, report: Report) -> None:
+    def rules(self, conn, variant_ids: list[int] | None = None,
+              buyers: dict[int, str] | None = None) -> list[Rule]:
+        """This site's rules (of the given variants, or all), then the company rules it buys for: a site's
+        draft is then already on order when the company position is read."""
+        site_rules = rules_for(conn, self.site, variant_ids)
+        if variant_ids is None:
+            return site_rules + company.company_rules(conn, self.site)
+        bought_here = [v for v in variant_ids if (buyers or {}).get(v) == self.site]
+        return site_rules + company.company_rules(conn, self.site, bought_here)
+
+    def check(self, conn, rules: Iterable[Rule], ts: str, report: Report,
+              buyers: dict[int, str] | None = None) -> None:
+        """`buyers`: {variant: buyer site} of the variants with a company rule, when the caller looked it up."""
+        rules = list(rules)
+        if buyers is None:
+            buyers = company.buyers(conn, {rule.variant_id for rule in rules})
         for rule in rules:
             report.rules += 1
             pos = position(conn, rule)
-            self._alerts(conn, rule, pos.available, ts, report)
-            if pos.total <= rule.reorder_point and self.purchasing.auto_draft:
-                self._draft(conn, rule, pos, ts, report)
+            sideways = rule.scope != "company" and rule.variant_id in buyers
+            # Stock on its way from one site to another is still the company's: counted, a transfer between
+            # sites would raise and clear a company alert around every shipment.
+            held = pos.available + pos.inbound if rule.scope == "company" else pos.available
+            self._alerts(conn, rule, held, ts, report, sideways)
+            if pos.total > rule.reorder_point:
+                continue
+            partial = None
+            if sideways:
+                suggested, partial = self._suggest_transfer(conn, rule, pos, ts, report)
+                if suggested:
+                    continue
+            if self.purchasing.auto_draft:
+                self._draft(conn, rule, pos, ts, report, partial)
 
-    def _alerts(self, conn, rule: Rule, available: int, ts: str, report: Report) -> None:
-        where = rule.location_code if rule.scope == "location" else f"site {rule.site}"
+    def _alerts(self, conn, rule: Rule, available: int, ts: str, report: Report, sideways: bool = False) -> None:
+        where = {"location": rule.location_code, "site": f"site {rule.site}", "company": "all sites"}[rule.scope]
         wanted: dict[str, Alert] = {}
         if available <= 0:
             wanted["out_of_stock"] = Alert("out_of_stock", rule.subject, f"{rule.sku} is out of stock at {where}",
@@ -77,14 +113,47 @@ class Trigger:
             wanted["over_stock"] = Alert("over_stock", rule.subject, f"{rule.sku} is over-stocked at {where}: "
                                          f"{available} available, maximum {rule.max_qty}", site=rule.site,
                                          detail={"available": available, "max_qty": rule.max_qty})
+        cleared = False
         for kind in ("out_of_stock", "low_stock", "over_stock"):
             if kind in wanted:
                 if raise_alert(conn, wanted[kind], ts, self.recipients)[1]:
                     report.raised.append(f"{kind}:{rule.subject}")
             elif resolve_alert(conn, kind, rule.subject, ts, self.recipients) is not None:
                 report.resolved.append(f"{kind}:{rule.subject}")
+                cleared = cleared or kind != "over_stock"
+        # A suggestion is only raised beside a low or out-of-stock alert, so without a company rule it can be
+        # open only if one of those was just resolved: no extra statement on the common path.
+        if available > rule.reorder_point and (sideways or cleared):
+            if resolve_alert(conn, "transfer_suggested", rule.subject, ts, self.recipients) is not None:
+                report.resolved.append(f"transfer_suggested:{rule.subject}")
 
-    def _draft(self, conn, rule: Rule, pos, ts: str, report: Report) -> None:
+    def _suggest_transfer(self, conn, rule: Rule, pos, ts: str,
+                          report: Report) -> tuple[bool, company.Surplus | None]:
+        """Suggest moving the order quantity from a site that can spare it: (True, None), and no purchase.
+        Otherwise (False, the largest surplus short of it), and a suggestion still open for this rule is
+        withdrawn: the purchase order line replaces it."""
+        qty = order_quantity(rule, pos)
+        candidates = company.surpluses(conn, rule.variant_id, rule.site)
+        source = company.source_for(candidates, qty)
+        if source is None:
+            if resolve_alert(conn, "transfer_suggested", rule.subject, ts, self.recipients) is not None:
+                report.resolved.append(f"transfer_suggested:{rule.subject}")
+            return False, company.largest(candidates)
+        alert = Alert("transfer_suggested", rule.subject,
+                      f"move {qty} × {rule.sku} from {source.site} (surplus {source.qty}) to {rule.place} instead "
+                      f"of buying", site=rule.site,
+                      detail={"from_site": source.site, "to": rule.place, "qty": qty, "surplus": source.qty,
+                              "from_available": source.available, "from_reorder_point": source.reorder_point,
+                              "available": pos.available, "position": pos.total,
+                              "reorder_point": rule.reorder_point})
+        if raise_alert(conn, alert, ts, self.recipients)[1]:
+            report.raised.append(f"transfer_suggested:{rule.subject}")
+            report.suggested.append((rule.subject, source.site, qty))
+            logger.info("suggested moving %d x %s from %s to %s", qty, rule.sku, source.site, rule.place)
+        return True, None
+
+    def _draft(self, conn, rule: Rule, pos, ts: str, report: Report,
+               partial: company.Surplus | None = None) -> None:
         if rule.supplier_id is None:
             raise_alert(conn, Alert("low_stock", rule.subject, f"{rule.sku} needs reordering but has no supplier: "
                                     "set one to have purchase orders drafted", site=rule.site,
@@ -97,11 +166,23 @@ class Trigger:
         qty = order_quantity(rule, pos)
         po_id, number = orders.auto_draft(conn, site=self.site, prefix=self.purchasing.po_prefix,
                                           supplier_id=rule.supplier_id, ship_to_id=ship_to, ts=ts)
-        orders.add_line(conn, po_id, rule.variant_id, qty, rule.cost_price, ts,
-                        note=f"reorder: position {pos.total} <= point {rule.reorder_point}")
+        scope = " (company)" if rule.scope == "company" else ""
+        note = f"reorder{scope}: position {pos.total} <= point {rule.reorder_point}"
+        if partial is not None:
+            note += f"; {partial.site} could spare only {partial.qty}"
+        orders.add_line(conn, po_id, rule.variant_id, qty, rule.cost_price, ts, note=note)
         report.drafted.append((number, rule.sku, qty))
         logger.info("drafted %d x %s on %s (position %d, point %d)", qty, rule.sku, number, pos.total,
                     rule.reorder_point)
+
+    def resolve_orphans(self, conn, live: set[str], ts: str, report: Report) -> None:
+        """Close the company stock alerts of rules this box no longer buys for (removed, or the buyer moved to
+        another site): nothing else would ever check them again."""
+        for kind in ("out_of_stock", "low_stock", "over_stock"):
+            for subject in open_subjects(conn, kind):
+                if subject.endswith("@company") and subject not in live:
+                    resolve_alert(conn, kind, subject, ts, self.recipients)
+                    report.resolved.append(f"{kind}:{subject}")
 
     def receiving_location(self, conn) -> int | None:
         code = self.purchasing.receive_location
@@ -115,16 +196,23 @@ class Trigger:
         return found[0] if found else None
 
     def after_movements(self, conn, after: int, ts: str, report: Report, limit: int = BATCH) -> int:
-        """Check the rules of the variants the movements after id `after` touched at this site; the last id read."""
+        """Check the rules of the variants the movements after id `after` touched at this site, and of those
+        with a company rule touched anywhere; the last id read."""
         rows = conn.execute(
-            "SELECT m.id, m.variant_id, m.kind, m.d_on_hand, v.sku, l.code, m.lot, l.site_id = ? FROM movement m"
-            " JOIN location l ON l.id = coalesce(m.to_location_id, m.location_id)"
+            "SELECT m.id, m.variant_id, m.kind, m.d_on_hand, v.sku, l.code, m.lot, l.site_id = ? OR f.site_id = ?"
+            " FROM movement m JOIN location l ON l.id = coalesce(m.to_location_id, m.location_id)"
+            " JOIN location f ON f.id = m.location_id"   # a transfer to another site lowers the sender's stock
             " JOIN variant v ON v.id = m.variant_id"
-            " WHERE m.id > ? ORDER BY m.id LIMIT ?", (self.site, after, limit)).fetchall()
+            " WHERE m.id > ? ORDER BY m.id LIMIT ?", (self.site, self.site, after, limit)).fetchall()
         if not rows:
             return after
-        variants = sorted({variant for _id, variant, _k, _d, _s, _c, _l, local in rows if local})
-        self.check(conn, rules_for(conn, self.site, variants), ts, report)
+        # Another site's movement changes the company total and that site's surplus: for a variant with a
+        # company rule it is checked here as well (the buyer's company rule; this site's rules, whose transfer
+        # suggestion may no longer hold).
+        buyers = company.buyers(conn, {variant for _id, variant, *_rest in rows})
+        variants = sorted({variant for _id, variant, _k, _d, _s, _c, _l, local in rows
+                           if local or variant in buyers})
+        self.check(conn, self.rules(conn, variants, buyers), ts, report, buyers)
         threshold = self.app.config.alerts.count_variance
         for movement_id, _variant, kind, delta, sku, code, lot, local in rows:
             if kind == "count" and local and abs(delta) > threshold:
@@ -151,8 +239,11 @@ def sweep(app, now: datetime | None = None) -> dict:
     reorder point lowered below the stock, a new supplier, or a PO cancelled."""
     report = Report()
     trigger = Trigger(app)
+    ts = clock.to_ts(now or clock.utcnow())
     with app.ledger.write() as ops:
-        trigger.check(ops.conn, rules_for(ops.conn, trigger.site), clock.to_ts(now or clock.utcnow()), report)
+        rules = trigger.rules(ops.conn)
+        trigger.check(ops.conn, rules, ts, report)
+        trigger.resolve_orphans(ops.conn, {rule.subject for rule in rules if rule.scope == "company"}, ts, report)
     return report.as_dict()
 
 

@@ -1,16 +1,19 @@
 """Reorder rules: which apply to a variant at a location, with every field resolved, and the stock they watch.
 
-Two scopes, each a `Rule`:
+Three scopes, each a `Rule`:
 - a **location rule** (a `reorder_override` with a reorder point) watches that location alone and orders to it;
 - a **site rule** (`reorder_site_rule`, else the variant's own reorder point) watches the site's total and
-  orders to the site's receiving location.
+  orders to the site's receiving location;
+- a **company rule** (`reorder_company_rule`, loaded by `company.py`) watches the total of every site, from the
+  replicated stock, and is ordered by its buyer site alone (`Rule.site` is the buyer).
 A field the nearest level leaves empty comes from the next: location override → site rule → variant (and for
 the supplier, finally the product's). Both scopes may apply to one variant: a pick face with its own minimum,
 and the building as a whole.
 
 "Position" is what the rule compares with its reorder point: available (on hand − reserved) plus what is on
 open purchase orders to the watched place plus what is in transit to it, so stock already coming is never
-ordered twice.
+ordered twice. For the company that is every site's available and in transit, plus this box's open orders
+(purchase orders are not replicated; the buyer's box holds the company's).
 """
 
 from __future__ import annotations
@@ -23,10 +26,10 @@ OPEN_PO = "('draft', 'sent', 'partial')"
 
 @dataclass(frozen=True)
 class Rule:
-    scope: str                  # 'location' or 'site'
+    scope: str                  # 'location', 'site' or 'company'
     variant_id: int
     sku: str
-    site: str
+    site: str                   # the watched site; for the company, the buyer
     location_id: int | None     # the watched location (location scope)
     location_code: str | None
     reorder_point: int
@@ -39,7 +42,14 @@ class Rule:
 
     @property
     def subject(self) -> str:
-        return f"{self.sku}@{self.location_code if self.scope == 'location' else self.site}"
+        return f"{self.sku}@{self.place}"
+
+    @property
+    def place(self) -> str:
+        """What the rule watches, as subjects and messages name it ('company' is never a location code)."""
+        if self.scope == "location":
+            return self.location_code or ""
+        return "company" if self.scope == "company" else self.site
 
 
 @dataclass(frozen=True)
@@ -98,17 +108,23 @@ def rules_for(conn: sqlite3.Connection, site: str, variant_ids: list[int] | None
 
 def position(conn: sqlite3.Connection, rule: Rule) -> Position:
     if rule.scope == "location":
-        places, params = "= ?", (rule.location_id,)
-    else:
-        places, params = "IN (SELECT id FROM location WHERE site_id = ?)", (rule.site,)
+        stock_where, stock_params = "location_id = ?", (rule.location_id,)
+        order_where, order_params = "po.ship_to_id = ?", (rule.location_id,)
+    elif rule.scope == "site":
+        here = "IN (SELECT id FROM location WHERE site_id = ?)"
+        stock_where, stock_params = f"location_id {here}", (rule.site,)
+        order_where, order_params = f"po.ship_to_id {here}", (rule.site,)
+    else:   # the company: every site's stock, and the orders of this box (the buyer's)
+        stock_where, stock_params = "1", ()
+        order_where, order_params = "po.site_id = ?", (rule.site,)
     available, inbound = conn.execute(
         f"SELECT coalesce(sum(on_hand - reserved), 0), coalesce(sum(in_transit), 0) FROM stock"
-        f" WHERE variant_id = ? AND location_id {places}", (rule.variant_id, *params)).fetchone()
+        f" WHERE variant_id = ? AND {stock_where}", (rule.variant_id, *stock_params)).fetchone()
     on_order = conn.execute(
         f"SELECT coalesce(sum(max(l.qty_ordered - l.qty_received - l.qty_cancelled, 0)), 0)"
         f" FROM purchase_order_line l JOIN purchase_order po ON po.id = l.po_id"
-        f" WHERE l.variant_id = ? AND po.status IN {OPEN_PO} AND po.ship_to_id {places}",
-        (rule.variant_id, *params)).fetchone()[0]
+        f" WHERE l.variant_id = ? AND po.status IN {OPEN_PO} AND {order_where}",
+        (rule.variant_id, *order_params)).fetchone()[0]
     return Position(available, on_order, inbound)
 
 
