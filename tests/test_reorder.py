@@ -167,3 +167,39 @@ def test_the_sweep_checks_every_rule(app):
     report = reorder.sweep(app)
     assert report["drafted"] == [{"po": "BER-PO-0001", "sku": SKU, "qty": 10}]
     assert reorder.sweep(app)["drafted"] == []
+
+
+def test_the_watcher_writes_nothing_for_movements_that_change_nothing_and_saves_its_cursor_later(app, monkeypatch):
+    import sqlite3
+    acme = supplier(app)
+    rule(app, SKU, point=5, qty=10, supplier_id=acme)
+    trigger = reorder.Trigger(app, touch=False)   # the watcher's, which keeps its cursor in memory
+    reorder.catch_up(app, trigger)
+    post(app, "receive", 20)
+    post(app, "ship", 16)                         # crosses: alert and line written with the cursor
+    reorder.catch_up(app, trigger)
+    assert draft_lines(app) == [("BER-PO-0001", SKU, 10)]
+    saved = app.db.execute_sql("SELECT value FROM agent_cursor WHERE name = 'reorder'").fetchone()[0]
+
+    other = sqlite3.connect(app.config.database.path)   # data_version moves when anyone else commits
+    post(app, "ship", 1)                          # still low, the line already drafted: nothing to do
+    post(app, "receive", 1, sku=OTHER_SKU)        # a product without a rule
+    version = other.execute("PRAGMA data_version").fetchone()[0]
+    report, more = reorder.catch_up(app, trigger)
+    assert other.execute("PRAGMA data_version").fetchone()[0] == version   # no commit at all
+    assert (report.raised, report.drafted, more) == ([], [], False)
+    newest = app.db.execute_sql("SELECT max(id) FROM movement").fetchone()[0]
+    assert trigger.cursor == newest
+    assert app.db.execute_sql("SELECT value FROM agent_cursor WHERE name = 'reorder'").fetchone()[0] == saved
+    assert app.db.execute_sql("SELECT seen_count FROM alert").fetchone()[0] == 1
+
+    monkeypatch.setattr(reorder, "CURSOR_SAVE_S", 0.0)   # time to save the cursor: one small write
+    post(app, "ship", 1)
+    reorder.catch_up(app, trigger)
+    assert other.execute("PRAGMA data_version").fetchone()[0] != version
+    assert app.db.execute_sql("SELECT value FROM agent_cursor WHERE name = 'reorder'").fetchone()[0] == newest + 1
+    # The sweep brings the open alert up to date (last seen, count, the available figure in its message).
+    reorder.sweep(app)
+    assert app.db.execute_sql("SELECT seen_count, message FROM alert").fetchone() == (
+        2, f"{SKU} is low at site BER: 2 available, reorder point 5")
+    other.close()

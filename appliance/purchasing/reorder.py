@@ -7,6 +7,13 @@ process through `PRAGMA data_version`, reads the movements after its cursor, and
 lines and the new cursor in one transaction, so a crash neither loses nor repeats a trigger. A ship post pays
 nothing for it in its own transaction.
 
+Most movements change nothing: the alert is already open, the line already drafted. The watcher therefore first
+checks a batch with the connection read-only (`PRAGMA query_only`) and the alert calls skipped where the book
+already says so; only a batch that must write is checked again inside a write transaction. The cursor of the
+batches that wrote nothing is kept in memory and saved every CURSOR_SAVE_S: after a crash the trigger reads
+those movements again, which is harmless, since every check compares state with state. So on a busy dock the
+trigger does not take the write lock, nor fsync, once per post.
+
 Once per crossing: a rule's low-stock alert stays open while available ≤ reorder point, and the draft line
 counts as stock on order, so the next ship neither alerts nor orders again unless the position is still short.
 A receipt that lifts available above the point resolves the alert; the next crossing fires anew.
@@ -22,11 +29,14 @@ lookup per batch of movements.
 from __future__ import annotations
 
 import logging
+import sqlite3
 import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
+
+import peewee
 
 from appliance import clock
 from appliance.notify.alerts import Alert, Recipients, open_subjects, raise_alert, resolve_alert
@@ -38,6 +48,8 @@ logger = logging.getLogger(__name__)
 CURSOR = "reorder"
 POLL_S = 0.02
 BATCH = 2000
+CURSOR_SAVE_S = 30.0
+STOCK_KINDS = ("out_of_stock", "low_stock", "over_stock", "transfer_suggested")
 
 
 @dataclass
@@ -58,11 +70,38 @@ class Report:
 class Trigger:
     """Checks rules inside a write transaction (`conn`). Built once per process from the app."""
 
-    def __init__(self, app) -> None:
+    def __init__(self, app, *, touch: bool = True) -> None:
+        """`touch`: an alert that is already open is raised again (last seen, count, message brought up to date)
+        — what the sweep does; the watcher leaves it as it is, so a movement that changes nothing writes nothing."""
         self.app = app
         self.site = app.config.site.id
         self.purchasing = app.config.purchasing
         self.recipients = Recipients(app.config)
+        self.touch = touch
+        self._open: set[tuple[str, str]] = set()
+        self.cursor: int | None = None          # the watcher's, in memory: ahead of the saved one
+        self.saved_cursor: int | None = None
+        self.saved_at = 0.0
+
+    def _raise(self, conn, alert: Alert, ts: str, report: Report) -> bool:
+        """Raise unless already open (and not touching); whether it is new."""
+        key = (alert.kind, alert.subject)
+        if key in self._open and not self.touch:
+            return False
+        new = raise_alert(conn, alert, ts, self.recipients)[1]
+        self._open.add(key)
+        if new:
+            report.raised.append(f"{alert.kind}:{alert.subject}")
+        return new
+
+    def _resolve(self, conn, kind: str, subject: str, ts: str, report: Report) -> bool:
+        if (kind, subject) not in self._open:
+            return False   # not open: no UPDATE, which would take the write lock even matching no row
+        self._open.discard((kind, subject))
+        if resolve_alert(conn, kind, subject, ts, self.recipients) is None:
+            return False
+        report.resolved.append(f"{kind}:{subject}")
+        return True
 
     def rules(self, conn, variant_ids: list[int] | None = None,
               buyers: dict[int, str] | None = None) -> list[Rule]:
@@ -78,8 +117,13 @@ class Trigger:
               buyers: dict[int, str] | None = None) -> None:
         """`buyers`: {variant: buyer site} of the variants with a company rule, when the caller looked it up."""
         rules = list(rules)
+        if not rules:
+            return
         if buyers is None:
             buyers = company.buyers(conn, {rule.variant_id for rule in rules})
+        marks = ", ".join("?" * len(STOCK_KINDS))
+        self._open = set(conn.execute(f"SELECT kind, subject FROM alert WHERE resolved_at IS NULL AND kind IN ({marks})",
+                                      STOCK_KINDS).fetchall())
         for rule in rules:
             report.rules += 1
             pos = position(conn, rule)
@@ -87,7 +131,8 @@ class Trigger:
             # Stock on its way from one site to another is still the company's: counted, a transfer between
             # sites would raise and clear a company alert around every shipment.
             held = pos.available + pos.inbound if rule.scope == "company" else pos.available
-            self._alerts(conn, rule, held, ts, report, sideways)
+            unsupplied = pos.total <= rule.reorder_point and rule.supplier_id is None and self.purchasing.auto_draft
+            self._alerts(conn, rule, held, ts, report, sideways, unsupplied)
             if pos.total > rule.reorder_point:
                 continue
             partial = None
@@ -98,34 +143,33 @@ class Trigger:
             if self.purchasing.auto_draft:
                 self._draft(conn, rule, pos, ts, report, partial)
 
-    def _alerts(self, conn, rule: Rule, available: int, ts: str, report: Report, sideways: bool = False) -> None:
+    def _alerts(self, conn, rule: Rule, available: int, ts: str, report: Report, sideways: bool = False,
+                unsupplied: bool = False) -> None:
         where = {"location": rule.location_code, "site": f"site {rule.site}", "company": "all sites"}[rule.scope]
+        # No supplier: nothing can be drafted, and the stock alert says so (no second alert of its own).
+        missing = "; it needs reordering but has no supplier: set one to have purchase orders drafted" \
+            if unsupplied else ""
         wanted: dict[str, Alert] = {}
         if available <= 0:
-            wanted["out_of_stock"] = Alert("out_of_stock", rule.subject, f"{rule.sku} is out of stock at {where}",
-                                           site=rule.site, detail={"available": available})
+            wanted["out_of_stock"] = Alert("out_of_stock", rule.subject,
+                                           f"{rule.sku} is out of stock at {where}{missing}", site=rule.site,
+                                           detail={"available": available, "no_supplier": unsupplied})
         elif available <= rule.reorder_point:
             wanted["low_stock"] = Alert(
                 "low_stock", rule.subject, f"{rule.sku} is low at {where}: {available} available, reorder point "
-                f"{rule.reorder_point}", site=rule.site,
-                detail={"available": available, "reorder_point": rule.reorder_point})
+                f"{rule.reorder_point}{missing}", site=rule.site,
+                detail={"available": available, "reorder_point": rule.reorder_point, "no_supplier": unsupplied})
         if rule.max_qty is not None and available > rule.max_qty:
             wanted["over_stock"] = Alert("over_stock", rule.subject, f"{rule.sku} is over-stocked at {where}: "
                                          f"{available} available, maximum {rule.max_qty}", site=rule.site,
                                          detail={"available": available, "max_qty": rule.max_qty})
-        cleared = False
         for kind in ("out_of_stock", "low_stock", "over_stock"):
             if kind in wanted:
-                if raise_alert(conn, wanted[kind], ts, self.recipients)[1]:
-                    report.raised.append(f"{kind}:{rule.subject}")
-            elif resolve_alert(conn, kind, rule.subject, ts, self.recipients) is not None:
-                report.resolved.append(f"{kind}:{rule.subject}")
-                cleared = cleared or kind != "over_stock"
-        # A suggestion is only raised beside a low or out-of-stock alert, so without a company rule it can be
-        # open only if one of those was just resolved: no extra statement on the common path.
-        if available > rule.reorder_point and (sideways or cleared):
-            if resolve_alert(conn, "transfer_suggested", rule.subject, ts, self.recipients) is not None:
-                report.resolved.append(f"transfer_suggested:{rule.subject}")
+                self._raise(conn, wanted[kind], ts, report)
+            else:
+                self._resolve(conn, kind, rule.subject, ts, report)
+        if available > rule.reorder_point:
+            self._resolve(conn, "transfer_suggested", rule.subject, ts, report)
 
     def _suggest_transfer(self, conn, rule: Rule, pos, ts: str,
                           report: Report) -> tuple[bool, company.Surplus | None]:
@@ -136,8 +180,7 @@ class Trigger:
         candidates = company.surpluses(conn, rule.variant_id, rule.site)
         source = company.source_for(candidates, qty)
         if source is None:
-            if resolve_alert(conn, "transfer_suggested", rule.subject, ts, self.recipients) is not None:
-                report.resolved.append(f"transfer_suggested:{rule.subject}")
+            self._resolve(conn, "transfer_suggested", rule.subject, ts, report)
             return False, company.largest(candidates)
         alert = Alert("transfer_suggested", rule.subject,
                       f"move {qty} × {rule.sku} from {source.site} (surplus {source.qty}) to {rule.place} instead "
@@ -146,8 +189,7 @@ class Trigger:
                               "from_available": source.available, "from_reorder_point": source.reorder_point,
                               "available": pos.available, "position": pos.total,
                               "reorder_point": rule.reorder_point})
-        if raise_alert(conn, alert, ts, self.recipients)[1]:
-            report.raised.append(f"transfer_suggested:{rule.subject}")
+        if self._raise(conn, alert, ts, report):
             report.suggested.append((rule.subject, source.site, qty))
             logger.info("suggested moving %d x %s from %s to %s", qty, rule.sku, source.site, rule.place)
         return True, None
@@ -155,10 +197,7 @@ class Trigger:
     def _draft(self, conn, rule: Rule, pos, ts: str, report: Report,
                partial: company.Surplus | None = None) -> None:
         if rule.supplier_id is None:
-            raise_alert(conn, Alert("low_stock", rule.subject, f"{rule.sku} needs reordering but has no supplier: "
-                                    "set one to have purchase orders drafted", site=rule.site,
-                                    detail={"available": pos.available, "no_supplier": True}), ts, self.recipients)
-            return
+            return   # the stock alert says so
         ship_to = rule.location_id if rule.scope == "location" else self.receiving_location(conn)
         if ship_to is None:
             logger.warning("no location of %s to order %s to", self.site, rule.sku)
@@ -248,20 +287,63 @@ def sweep(app, now: datetime | None = None) -> dict:
 
 
 def catch_up(app, trigger: Trigger | None = None, now: datetime | None = None) -> tuple[Report, bool]:
-    """Process the movements committed since the cursor, one batch per transaction; (report, more to do).
+    """Process the next batch of movements committed since the cursor; (report, more to do).
     A box that never ran the trigger starts at its newest movement: the sweep covers the stock it has."""
-    trigger = trigger or Trigger(app)
+    trigger = trigger or Trigger(app, touch=False)
     report = Report()
-    with app.ledger.write() as ops:
-        after = _cursor(ops.conn)
-        if after is None:
-            newest = ops.conn.execute("SELECT coalesce(max(id), 0) FROM movement").fetchone()[0]
-            _set_cursor(ops.conn, newest)
+    if trigger.cursor is None:
+        saved = _cursor(app.db.connection())
+        if saved is None:
+            with app.ledger.write() as ops:
+                saved = _cursor(ops.conn)
+                if saved is None:
+                    saved = ops.conn.execute("SELECT coalesce(max(id), 0) FROM movement").fetchone()[0]
+                    _set_cursor(ops.conn, saved)
+            trigger.cursor = trigger.saved_cursor = saved
+            trigger.saved_at = time.monotonic()
             return report, False
-        last = trigger.after_movements(ops.conn, after, clock.to_ts(now or clock.utcnow()), report)
-        if last != after:
+        trigger.cursor = trigger.saved_cursor = saved
+        trigger.saved_at = time.monotonic()
+    after = trigger.cursor
+    ts = clock.to_ts(now or clock.utcnow())
+    last = _read_only_pass(app, trigger, after, ts)
+    if last is None:   # something to write: the same batch again, under the write lock
+        with app.ledger.write() as ops:
+            last = trigger.after_movements(ops.conn, after, ts, report)
             _set_cursor(ops.conn, last)
+        trigger.saved_cursor, trigger.saved_at = last, time.monotonic()
+    trigger.cursor = last
+    if last != trigger.saved_cursor and time.monotonic() - trigger.saved_at >= CURSOR_SAVE_S:
+        save_cursor(app, trigger)
     return report, last - after >= BATCH
+
+
+def save_cursor(app, trigger: Trigger) -> None:
+    """Write the in-memory cursor (batches that needed no write move it only in memory)."""
+    if trigger.cursor is None or trigger.cursor == trigger.saved_cursor:
+        return
+    with app.ledger.write() as ops:
+        _set_cursor(ops.conn, trigger.cursor)
+    trigger.saved_cursor, trigger.saved_at = trigger.cursor, time.monotonic()
+
+
+_READ_ONLY_ERRORS = (sqlite3.OperationalError, peewee.OperationalError)
+
+
+def _read_only_pass(app, trigger: Trigger, after: int, ts: str) -> int | None:
+    """Check the batch after `after` on a read-only connection in one read transaction: the last id read when
+    nothing needed writing, None when something did (SQLite refused the first write)."""
+    conn = app.db.connection()
+    conn.execute("PRAGMA query_only = ON")
+    try:
+        with app.db.atomic():   # deferred: one snapshot, no write lock
+            return trigger.after_movements(conn, after, ts, Report())
+    except _READ_ONLY_ERRORS as error:
+        if "readonly" not in str(error):
+            raise
+        return None
+    finally:
+        conn.execute("PRAGMA query_only = OFF")
 
 
 class ReorderWatcher:
@@ -272,7 +354,7 @@ class ReorderWatcher:
         self.poll_s = poll_s
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self.trigger = Trigger(app)
+        self.trigger = Trigger(app, touch=False)
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="reorder-watcher", daemon=True)
@@ -301,4 +383,8 @@ class ReorderWatcher:
                 logger.exception("reorder trigger failed; retrying")
                 time.sleep(1.0)
             self._stop.wait(self.poll_s)
+        try:
+            save_cursor(self.app, self.trigger)
+        except Exception:   # noqa: BLE001 - at worst the next start reads a few movements again
+            logger.exception("could not save the reorder cursor")
         self.app.db.close()
