@@ -42,6 +42,20 @@ def _receipt(web) -> int:
     return web.ledger.post(Move("receive", sku="DOG-15", location="BER-A-01", qty=1)).movements[0].id
 
 
+def _supplier(web) -> str:
+    name = f"Supplier {web.db.execute_sql('SELECT count(*) FROM supplier').fetchone()[0] + 1}"
+    with web.ledger.write() as ops:
+        ops.conn.execute("INSERT INTO supplier (name, created_at) VALUES (?, ?)", (name, ops.ts))
+    return name
+
+
+def _alert(web) -> int:
+    from appliance.notify.alerts import Alert, raise_alert
+    subject = f"DOG-5@BER#{web.db.execute_sql('SELECT count(*) FROM alert').fetchone()[0]}"
+    with web.ledger.write() as ops:
+        return raise_alert(ops.conn, Alert("low_stock", subject, "low"), ops.ts, None)[0]
+
+
 def _move(kind: str, **fields):
     return lambda web: ("POST", "/api/v1/movements", {"kind": kind, "sku": "DOG-5", "location": "BER-A-01",
                                                       "qty": 1, **fields})
@@ -72,13 +86,17 @@ WRITES = {
                                         {"sku": "CAT-2", "location": "BER-A-02", "qty": 1, "ref": "SO-1"})),
     "release": ("reserve", lambda web: ("POST", f"/api/v1/reservations/{_reservation(web)}/release", {})),
     "scan": ("scan", lambda web: ("POST", "/api/v1/scans", {"station": "dock-1", "code": "CMD-RECEIVE"})),
+    "create purchase order": ("purchase_orders", lambda web: ("POST", "/api/v1/purchase-orders",
+                                                              {"supplier": _supplier(web)})),
+    "acknowledge alert": ("alerts", lambda web: ("POST", f"/api/v1/alerts/{_alert(web)}/acknowledge", {})),
 }
 
 
 def test_the_matrix_covers_every_kind_and_the_write_permissions():
     assert {kind for kind in KIND_PERMISSION} <= {name.removesuffix(" kind") for name in WRITES}
     assert {permission for permission, _ in WRITES.values()} == {
-        "edit_products", "receive", "ship", "transfer", "count", "adjust", "reserve", "move", "reverse", "scan"}
+        "edit_products", "receive", "ship", "transfer", "count", "adjust", "reserve", "move", "reverse", "scan",
+        "purchase_orders", "alerts"}
 
 
 @pytest.fixture

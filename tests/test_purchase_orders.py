@@ -141,3 +141,41 @@ def test_pdf_is_written(run, tmp_path):
     out = tmp_path / "po.pdf"
     ok(run, "po", "pdf", number, "--out", str(out))
     assert out.read_bytes().startswith(b"%PDF")
+
+
+def test_list_filters_by_supplier_and_status(run, tmp_path):
+    setup_catalog(run, tmp_path)
+    ok(run, "supplier", "add", "Acme Feed")
+    ok(run, "supplier", "add", "Cat Co")
+    acme = ok(run, "po", "create", "--supplier", "Acme Feed").strip()
+    cat = ok(run, "po", "create", "--supplier", "Cat Co").strip()
+    ok(run, "po", "add", cat, "CAT-2", "1")
+    ok(run, "po", "cancel", cat)
+
+    def numbers(*args):
+        return [row["number"] for row in json.loads(ok(run, "po", "list", "--json", *args))]
+
+    assert numbers() == [cat, acme]
+    assert numbers("--supplier", "Cat Co") == [cat]
+    assert numbers("--status", "open") == [acme]
+    assert numbers("--status", "open", "--supplier", "Cat Co") == []
+
+
+def test_send_checks_the_order_and_the_address_before_any_email(run, tmp_path):
+    setup_catalog(run, tmp_path)
+    sink = SmtpSink().start()
+    try:
+        with open(run.config, "a", encoding="utf-8") as f:
+            f.write(f'\n[smtp]\nhost = "127.0.0.1"\nport = {sink.port}\nsecurity = "none"\n'
+                    f'sender = "stock@shop.test"\n')
+        ok(run, "supplier", "add", "Acme Feed", "--email", "orders@acme.test")
+        number = ok(run, "po", "create", "--supplier", "Acme Feed").strip()
+        code, _out, err = run("po", "send", number)
+        assert code == 2 and "has no lines" in err
+        ok(run, "po", "add", number, "DOG-5", "1")
+        code, _out, err = run("po", "send", number, "--to", "orders at acme")
+        assert code == 2 and "not an email address" in err
+        ok(run, "po", "send", number, "--to", "sales@acme.test")
+    finally:
+        sink.stop()
+    assert [recipients for recipients, _message in sink.messages] == [["sales@acme.test"]]

@@ -1,16 +1,17 @@
-"""po list|show|create|add|send|pdf|receive|cancel: purchase orders from the command line."""
+"""po list|show|create|add|send|pdf|receive|cancel: purchase orders from the command line.
+
+The operations themselves are purchasing/service.py, shared with /api/v1/purchase-orders: these functions
+parse the arguments and print the outcome.
+"""
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
-from appliance import clock
 from appliance.commands.output import info, print_json, print_table
-from appliance.commands.purchasing import supplier_id
 from appliance.errors import InvalidInput
-from appliance.purchasing import orders, reorder
+from appliance.purchasing import orders, service
 from appliance.purchasing.po_document import load, render_pdf
 
 _RECEIPT = re.compile(r"(\d+):(\d+)(?::([^:]*))?(?::(\d{4}-\d{2}-\d{2}))?")
@@ -20,7 +21,8 @@ def register(commands) -> None:
     po = commands.add_parser("po", help="purchase orders").add_subparsers(
         dest="po_command", metavar="ACTION", required=True)
     p = po.add_parser("list", help="list purchase orders, newest first")
-    p.add_argument("--status", choices=("draft", "sent", "partial", "received", "cancelled", "open"))
+    p.add_argument("--status", choices=service.LIST_STATUSES)
+    p.add_argument("--supplier", help="only this supplier's orders (name)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=cmd_po_list)
     p = po.add_parser("show", help="one purchase order with its lines and history")
@@ -62,22 +64,13 @@ def register(commands) -> None:
 
 
 def cmd_po_list(args, ctx) -> int:
-    where, params = "", ()
-    if args.status == "open":
-        where = "WHERE po.status IN ('draft', 'sent', 'partial')"
-    elif args.status:
-        where, params = "WHERE po.status = ?", (args.status,)
-    rows = ctx.app.db.execute_sql(
-        "SELECT po.number, po.status, s.name, l.code, po.created_at, po.sent_at, po.expected_on,"
-        " (SELECT count(*) FROM purchase_order_line WHERE po_id = po.id) FROM purchase_order po"
-        f" JOIN supplier s ON s.id = po.supplier_id JOIN location l ON l.id = po.ship_to_id {where}"
-        " ORDER BY po.id DESC", params).fetchall()
-    keys = ("number", "status", "supplier", "ship_to", "created_at", "sent_at", "expected_on", "lines")
+    rows = service.list_orders(ctx.app.db.connection(), status=args.status, supplier=args.supplier)
     if args.json:
-        print_json([dict(zip(keys, row)) for row in rows])
+        print_json(rows)
     else:
         print_table(("number", "status", "supplier", "ship to", "expected", "lines"),
-                    [(r[0], r[1], r[2], r[3], r[6] or "", r[7]) for r in rows])
+                    [(r["number"], r["status"], r["supplier"], r["ship_to"], r["expected_on"] or "", r["lines"])
+                     for r in rows])
     return 0
 
 
@@ -97,58 +90,19 @@ def cmd_po_show(args, ctx) -> int:
 
 
 def cmd_po_create(args, ctx) -> int:
-    app = ctx.app
-    with app.ledger.write() as ops:
-        supplier = supplier_id(ops.conn, args.supplier)
-        if args.ship_to:
-            loc = ops.conn.execute("SELECT id FROM location WHERE code = ? AND site_id = ?",
-                                   (args.ship_to, app.config.site.id)).fetchone()
-            if loc is None:
-                raise InvalidInput(f"{args.ship_to!r} is not a location of {app.config.site.id}", field="ship_to")
-            ship_to = loc[0]
-        else:
-            ship_to = reorder.Trigger(app).receiving_location(ops.conn)
-        _id, number = orders.create(ops.conn, site=app.config.site.id, prefix=app.config.purchasing.po_prefix,
-                                    supplier_id=supplier, ship_to_id=ship_to, ts=ops.ts, user=None, note=args.note)
-    print(number)
+    print(service.create(ctx.app, supplier=args.supplier, ship_to=args.ship_to, note=args.note))
     return 0
 
 
 def cmd_po_add(args, ctx) -> int:
-    with ctx.app.ledger.write() as ops:
-        po_id = orders.find(ops.conn, args.number)[0]
-        found = ops.conn.execute("SELECT id, cost_price FROM variant WHERE sku = ?", (args.sku,)).fetchone()
-        if found is None:
-            raise InvalidInput(f"unknown SKU {args.sku!r}", field="sku")
-        cost = args.unit_cost if args.unit_cost is not None else found[1]
-        line = orders.add_line(ops.conn, po_id, found[0], args.qty, cost, ops.ts)
+    line = service.add_line(ctx.app, args.number, service.NewLine(args.sku, args.qty, args.unit_cost))
     info(f"{args.number} line {line}: {args.qty} x {args.sku}")
     return 0
 
 
 def cmd_po_send(args, ctx) -> int:
-    app = ctx.app
-    order = load(app.db.connection(), args.number)
-    to = args.to or order.supplier_email
-    if not args.no_email:
-        if app.config.smtp is None:
-            raise InvalidInput("no [smtp] section: configure one, or send the PDF yourself (po pdf) and use "
-                               "--no-email", field="smtp")
-        if not to:
-            raise InvalidInput(f"supplier {order.supplier} has no email address: give --to", field="to")
-        if order.status not in ("draft", "sent"):
-            raise orders.PurchaseOrderState(order.number, order.status, "sent")
-        from appliance.notify.mailer import send_email
-        pdf = render_pdf(order, app.config.site.currency)
-        # Sent first, recorded after: a crash in between means one more email, never an order marked sent
-        # that the supplier never got.
-        send_email(app.config.smtp, [to], f"Purchase order {order.number} from {order.site_name}",
-                   f"Please find purchase order {order.number} attached.\n\n{order.site_name}\n",
-                   [(f"{order.number}.pdf", pdf, "application/pdf")])
-    with app.ledger.write(user=args.user) as ops:
-        today = clock.utcnow().astimezone(ZoneInfo(app.config.site.timezone)).date()
-        orders.mark_sent(ops.conn, args.number, ts=ops.ts, user=args.user, sent_to=to or "", today=today)
-    info(f"{args.number} sent" + (f" to {to}" if to and not args.no_email else ""))
+    emailed = service.send(ctx.app, args.number, to=args.to, email=not args.no_email, user=args.user)
+    info(f"{args.number} sent" + (f" to {emailed}" if emailed else ""))
     return 0
 
 
@@ -172,19 +126,12 @@ def parse_receipts(texts: list[str]) -> list[orders.Receipt]:
 
 
 def cmd_po_receive(args, ctx) -> int:
-    receipts = parse_receipts(args.lines)
-    with ctx.app.ledger.write(user=args.user, device="cli") as ops:
-        records = orders.receive(ops, args.number, receipts, location=args.location)
-        status = orders.find(ops.conn, args.number)[1]
-    info(f"{args.number}: {len(records)} movement(s) booked; now {status}")
+    received = service.receive(ctx.app, args.number, parse_receipts(args.lines), location=args.location,
+                               user=args.user, device="cli")
+    info(f"{args.number}: {len(received.movements)} movement(s) booked; now {received.status}")
     return 0
 
 
 def cmd_po_cancel(args, ctx) -> int:
-    with ctx.app.ledger.write(user=args.user) as ops:
-        status = orders.cancel(ops.conn, args.number, ts=ops.ts, user=args.user, reason=args.reason)
-    info(f"{args.number}: {status}")
+    info(f"{args.number}: {service.cancel(ctx.app, args.number, reason=args.reason, user=args.user)}")
     return 0
-
-
-
