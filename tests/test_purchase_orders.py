@@ -140,7 +140,21 @@ def test_pdf_is_written(run, tmp_path):
     ok(run, "po", "add", number, "DOG-5", "1")
     out = tmp_path / "po.pdf"
     ok(run, "po", "pdf", number, "--out", str(out))
-    assert out.read_bytes().startswith(b"%PDF")
+    data = out.read_bytes()
+    assert data.startswith(b"%PDF")
+    # The order number as a Code 39 barcode for the dock: 5 bars per character with the two '*' guards, in a
+    # row as wide as the code, top right.
+    import re
+    import zlib
+    drawn = b"".join(zlib.decompress(stream) for stream in re.findall(rb"stream\r?\n(.*?)\r?\nendstream", data, re.S)
+                     if stream[:1] == b"x")
+    bars = [tuple(map(float, m)) for m in re.findall(rb"([\d.]+) ([\d.]+) ([\d.]+) (-?[\d.]+) re f", drawn)
+            if abs(abs(float(m[3])) - 12 * 72 / 25.4) < 0.1]
+    assert len(bars) == 5 * (len(number) + 2)
+    narrow = 0.3 * 72 / 25.4
+    assert {round(width / narrow) for _, _, width, _ in bars} == {1, 3}
+    span = max(x + w for x, _, w, _ in bars) - min(x for x, _, _, _ in bars)
+    assert abs(span - ((len(number) + 2) * 16 - 1) * narrow) < 0.5
 
 
 def test_list_filters_by_supplier_and_status(run, tmp_path):

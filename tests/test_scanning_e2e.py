@@ -60,9 +60,9 @@ def test_scans_through_the_agent_become_movements_and_unknown_codes_are_linked_a
     agent = subprocess.Popen([sys.executable, "-m", "appliance", "--config", str(box), "--log-level", "INFO",
                               "agent"], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        eventually(sock_path.exists, what="the replay socket")
+        # The socket file appears at bind(), a moment before listen(): connect until it is listening.
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as gun:
-            gun.connect(str(sock_path))
+            eventually(lambda: gun.connect_ex(str(sock_path)) == 0, what="the replay socket")
             # A gun that sends "~" for GS: GS1-128 with lot and expiry, an EAN, a QTY code, an unknown code.
             for line in ("CMD-RECEIVE", "BER-DOCK", "]C10104006381333931" "10L7~17270531", "QTY-2",
                          "4006381333955", UNKNOWN, "CMD-MOVE", "BER-DOCK", "4006381333955", "BER-A-01"):

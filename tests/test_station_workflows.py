@@ -90,12 +90,13 @@ def test_receive_free_by_each_case_quantity_code_and_gs1_lot(desk, ledger):
     assert last.mode == "receive" and last.prompt == "Scan the items to receive into BER-A-01"
 
 
-def test_receive_against_a_purchase_order_reference(desk, ledger):
+def test_a_purchase_order_this_box_does_not_have_is_refused(desk, ledger):
+    # Receiving against real orders: test_station_po_receive.py.
     gun = Gun(desk)
-    gun.script([("BER-PO-000042", "warning", "not checked yet"), ("BER-A-02", "ok", "Receiving into"),
-                (EAN, "ok", "Received 1 × DOG-5")])
-    assert ledger.db.execute_sql("SELECT ref_type, ref_id FROM movement").fetchall() == [
-        ("purchase_order", "BER-PO-000042")]
+    gun.script([("CMD-RECEIVE", "ok", "Receive"), ("BER-A-02", "ok", "Receiving into"),
+                ("BER-PO-000042", "error", "no purchase order 'BER-PO-000042'"),
+                (EAN, "ok", "Received 1 × DOG-5 into BER-A-02")])
+    assert ledger.db.execute_sql("SELECT ref_type, ref_id FROM movement").fetchall() == [(None, None)]
 
 
 def test_ship_free_with_low_stock_warning_and_refusal_that_books_nothing(desk, ledger):

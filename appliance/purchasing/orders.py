@@ -160,10 +160,11 @@ def receive(ops: Operations, number: str, receipts: list[Receipt], *, location: 
         outstanding = ordered - cancelled
         if received + receipt.qty > outstanding:
             variances.append({"line": receipt.line_no, "sku": sku, "over": received + receipt.qty - outstanding})
-    _settle(conn, po_id, ops.ts)
+    # The receipt first, then the closing it caused: the history reads in the order things happened.
     _event(conn, po_id, "received", ops.ts, ops.user, location=location,
            lines=[{"line": r.line_no, "qty": r.qty, "lot": r.lot, "expiry": r.expiry} for r in receipts],
            variances=variances)
+    _settle(conn, po_id, ops.ts)
     return records
 
 
@@ -198,3 +199,33 @@ def _settle(conn: sqlite3.Connection, po_id: int, ts: str) -> None:
         conn.execute("UPDATE purchase_order SET status = 'received', closed_at = ?, updated_at = ? WHERE id = ?",
                      (ts, ts, po_id))
         _event(conn, po_id, "closed", ts, None)
+
+
+def undo_receipt(conn: sqlite3.Connection, number: str, line_no: int, qty: int, *, ts: str, user: str | None,
+                 movement_ids: tuple[int, ...] = ()) -> str:
+    """Take `qty` back off a line's received quantity once the receipt's movements were reversed (a scanning
+    station's CMD-UNDO), in the same transaction; the status follows (received reopens as partial, partial
+    falls back to sent when nothing is left received). Refused once the rest of the order was cancelled: that
+    closed it for good. The new status."""
+    po_id, status, _site = find(conn, number)
+    if status not in ("sent", "partial", "received"):
+        raise PurchaseOrderState(number, status, "changed")
+    if conn.execute("SELECT 1 FROM purchase_order_line WHERE po_id = ? AND qty_cancelled > 0", (po_id,)).fetchone():
+        raise PurchaseOrderState(number, "closed with its rest cancelled", "changed")
+    line = conn.execute("SELECT id, qty_received FROM purchase_order_line WHERE po_id = ? AND line_no = ?",
+                        (po_id, line_no)).fetchone()
+    if line is None:
+        raise InvalidInput(f"purchase order {number} has no line {line_no}", field="line")
+    if not 0 < qty <= line[1]:
+        raise InvalidInput(f"line {line_no} of {number} has {line[1]} received: {qty} cannot be taken back",
+                           field="qty")
+    conn.execute("UPDATE purchase_order_line SET qty_received = qty_received - ? WHERE id = ?", (qty, line[0]))
+    waiting, anything = conn.execute(
+        "SELECT count(*) FILTER (WHERE qty_received + qty_cancelled < qty_ordered), coalesce(sum(qty_received), 0)"
+        " FROM purchase_order_line WHERE po_id = ?", (po_id,)).fetchone()
+    new = "received" if not waiting else "partial" if anything else "sent"
+    conn.execute("UPDATE purchase_order SET status = ?, closed_at = CASE WHEN ? = 'received' THEN closed_at END,"
+                 " updated_at = ? WHERE id = ?", (new, new, ts, po_id))
+    _event(conn, po_id, "receipt_undone", ts, user, line=line_no, qty=qty, movements=list(movement_ids),
+           status=new)
+    return new

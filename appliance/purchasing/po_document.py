@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from dataclasses import dataclass
 
@@ -63,12 +64,20 @@ def load(conn: sqlite3.Connection, number: str) -> Order:
                  note, lines, events)
 
 
+CODE39 = re.compile(r"[0-9A-Z .$/+%-]+")
+BAR_MM = 0.3   # narrow bar: 0.3 mm prints cleanly on any office printer and reads from a hand-held gun
+
+
 def render_pdf(order: Order, currency: str) -> bytes:
     from fpdf import FPDF   # only when a PDF is made: the agent and the web app start without it
 
     pdf = FPDF(format="A4")
     pdf.set_auto_page_break(auto=True, margin=15)
     pdf.add_page()
+    if CODE39.fullmatch(order.number):
+        # The dock scans this to receive against the order (Code 39: every gun reads it, no check digit needed).
+        width = (len(order.number) + 2) * 16 * BAR_MM
+        pdf.code39(f"*{order.number}*", x=pdf.w - pdf.r_margin - width, y=pdf.t_margin, w=3 * BAR_MM, h=12)
     pdf.set_font("Helvetica", "B", 16)
     pdf.cell(0, 10, _latin1(f"Purchase order {order.number}"), new_x="LMARGIN", new_y="NEXT")
     pdf.set_font("Helvetica", size=10)

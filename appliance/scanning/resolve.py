@@ -2,15 +2,22 @@
 
 A GTIN is looked up in the barcode table however the catalog wrote it (GTIN-14, EAN-13, UPC-A or EAN-8: the
 same number with leading zeros dropped); a case GTIN resolves to its pack, so one scan of a case of 12 is 12
-units. A location code is checked against the location table. What cannot be resolved is said, never guessed.
+units. A location code is checked against the location table; one that is not there but has the shape of a
+purchase order number (BER-PO-0001) is that order's document. What cannot be resolved is said, never guessed.
 """
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from typing import Any
 
 from appliance.scanning.barcodes import Interpretation
+
+# Purchase order numbers as orders.next_number writes them (BER-PO-0001). barcodes.py reads only six or more
+# digits as a document, to keep them apart from an aisle called PO; with fewer, a code this box has no location
+# for is an order number. Under another `[purchasing] po_prefix` only the orders this box has are recognised.
+_PO_NUMBER = re.compile(r"[A-Z][A-Z0-9]{1,7}-PO-[0-9]{4,12}")
 
 
 def gtin_spellings(gtin14: str) -> list[str]:
@@ -46,6 +53,10 @@ def resolve(conn: sqlite3.Connection, found: Interpretation) -> dict[str, Any]:
         row = conn.execute("SELECT site_id FROM location WHERE code = ?", (found.location,)).fetchone()
         if row is not None:
             out.update(location_site=row[0], resolved=True)
+        elif _PO_NUMBER.fullmatch(found.location) or conn.execute(
+                "SELECT 1 FROM purchase_order WHERE number = ?", (found.location,)).fetchone():
+            out.update(kind="document", document_type="purchase_order", document=found.location, location=None,
+                       resolved=True)
     elif found.ok:
         out["resolved"] = found.kind in ("command", "quantity", "document", "badge", "gs1")
     return out

@@ -116,6 +116,8 @@ class StationDesk:
             after = replace(before, touched=scan.at) if not planned.notes else replace(Session(), touched=scan.at)
         if done.last is not None:
             after = replace(after, last=done.last or None)
+        if done.changes:
+            after = replace(after, **done.changes)
         level = "warning" if planned.notes and done.level == "ok" else done.level
         message = ". ".join(planned.notes + (done.message,))
         unresolved = seen.kind == "unknown" and planned.session.ref_id != seen.text

@@ -3,17 +3,20 @@
 Every function gets the transaction's `Operations`, does at most one logical post through the ledger's own
 rules (so a scan obeys exactly what `appliance move` obeys), and returns `Done`: level, message, the movements
 written, the (sku, location) pairs whose stock the person should see, and what CMD-UNDO would take back.
-Refusals are the ledger's exceptions; the desk turns them into an error at the dock.
+Refusals are the ledger's exceptions; the desk turns them into an error at the dock. A receipt against a
+purchase order goes through purchasing/orders.py, so the order's line, variance and status change with the
+movement, and CMD-UNDO takes it off the order again.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from appliance.errors import InvalidInput, TransferClosed, UnknownTransfer, UnknownUser
-from appliance.ledger.requests import Move, MovementRecord
+from appliance.ledger.requests import Move, MovementRecord, digest
 from appliance.ledger.service import apply_request, arrive_within_site
+from appliance.purchasing import orders, po_document
 from appliance.scanning import workflow as wf
 from appliance.scanning.workflow import Line
 
@@ -35,6 +38,7 @@ class Done:
     pairs: tuple[tuple[str, str], ...] = ()   # (sku, location) whose stock to show
     last: dict[str, Any] | None = None        # None: undo stays as it was; {}: nothing to undo; else what to undo
     took_from: str | None = None              # the location stock left (for the low-stock warning)
+    changes: dict[str, Any] = field(default_factory=dict)   # session fields the action settled (an order's lines)
 
 
 def carry_out(ops, action: wf.Action) -> Done:
@@ -57,6 +61,8 @@ def _say(ops, action: wf.Say) -> Done:
 
 
 def _receive(ops, a: wf.Receive) -> Done:
+    if a.ref_type == "purchase_order":
+        return _receive_for_order(ops, a)
     line = a.line
     records = _post(ops, [Move("receive", sku=line.sku, location=a.location, qty=line.qty, lot=line.lot,
                                expiry=line.expiry, ref_type=a.ref_type, ref_id=a.ref_id)])
@@ -125,6 +131,109 @@ def _transfer_row(ops, code: str) -> dict[str, Any]:
 def _transfer_progress(t: dict[str, Any]) -> str:
     left = t["sent"] - t["received"] - t["short"]
     return f"{t['received']} of {t['sent']} received" + (f", {left} still on the way" if left > 0 else "")
+
+
+# --- receiving against a purchase order ---------------------------------------------------------------------
+
+def _receivable(ops, number: str) -> po_document.Order:
+    """The order, if goods may be booked against it at this station; else a refusal that says what to do."""
+    order = po_document.load(ops.conn, number)
+    if order.site != ops.site:
+        raise InvalidInput(f"{number} is an order of site {order.site}: receive it there", field="purchase_order")
+    if order.status == "draft":
+        raise InvalidInput(f"{number} is a draft, not sent to the supplier yet: send it first (appliance po send "
+                           f"{number}), or receive without the order (CMD-RECEIVE)", field="purchase_order")
+    if order.status == "received":
+        raise InvalidInput(f"{number} is already received in full and closed: receive extra goods without the "
+                           "order (CMD-RECEIVE) and tell purchasing", field="purchase_order")
+    if order.status == "cancelled":
+        raise InvalidInput(f"{number} was cancelled: set the goods aside and ask purchasing, or receive them "
+                           "without the order (CMD-RECEIVE)", field="purchase_order")
+    return order
+
+
+def _still_expected(lines: list[po_document.Line]) -> tuple[tuple[str, int], ...]:
+    return tuple((line.sku, left) for line in lines
+                 if (left := line.qty_ordered - line.qty_cancelled - line.qty_received) > 0)
+
+
+def _open_order(ops, a: wf.OpenOrder) -> Done:
+    order = _receivable(ops, a.number)
+    location = a.location or order.ship_to
+    owner = ops.conn.execute("SELECT site_id FROM location WHERE code = ?", (location,)).fetchone()
+    if owner is None or owner[0] != ops.site:
+        raise InvalidInput(f"{a.number} is delivered to {location}, not a location of this site: scan the "
+                           "location to receive into", field="location")
+    expected = _still_expected(order.lines)
+    where = f"into {location}" if a.location else f"into {location}, its delivery location (scan another to change)"
+    return Done("ok", f"{a.number} from {order.supplier}, {len(expected)} of {len(order.lines)} line(s) open: "
+                      f"receiving {where}", changes={"location": location, "expected": expected})
+
+
+def _receive_for_order(ops, a: wf.Receive) -> Done:
+    """One scan booked against the order's line of that SKU, with the line's received quantity, the variance and
+    the order's status, in the scan's transaction (orders.receive)."""
+    item, number = a.line, a.ref_id
+    order = _receivable(ops, number)
+    line = next((x for x in order.lines if x.sku == item.sku), None)
+    if line is None:
+        raise InvalidInput(f"{item.sku} is not on {number}: nothing booked. Set it aside, or receive it without the "
+                           "order (CMD-RECEIVE)", field="sku")
+    pairs = ((item.sku, a.location),)
+    if ops.op_id is not None:
+        # As the ledger's own posts: a scan's op id books once, whatever runs it again.
+        request = Move("receive", sku=item.sku, location=a.location, qty=item.qty, lot=item.lot, expiry=item.expiry,
+                       ref_type=orders.REF_TYPE, ref_id=f"{number}/{line.line_no}")
+        earlier = ops.claim_op(ops.op_id, digest([request]))
+        if earlier is not None:
+            return Done("ok", f"Already booked: {item.text()} for {number}", _ids(earlier), pairs)
+    records = orders.receive(ops, number, [orders.Receipt(line.line_no, item.qty, item.lot, item.expiry)],
+                             location=a.location)
+    due, before = line.qty_ordered - line.qty_cancelled, line.qty_received
+    after = before + item.qty
+    over = max(after - due, 0) - max(before - due, 0)
+    head = f"Received {item.text()} into {a.location} for {number} line {line.line_no}"
+    if over:
+        text = f"{head}: over-delivery of {over} ({after} received, {due} ordered)"
+    elif after == due:
+        text = f"{head}: line complete"
+    else:
+        text = f"{head}: {after} of {due}"
+    lines = [x if x is not line else po_document.Line(x.line_no, x.sku, x.name, x.qty_ordered, x.unit_cost, after,
+                                                        x.qty_cancelled) for x in order.lines]
+    expected = _still_expected(lines)
+    if not expected:
+        text += f". {number} received in full"
+    undo = {"type": "po_receipt", "what": head, "movement_ids": [r.id for r in records],
+            "order": number, "line": line.line_no, "qty": item.qty}
+    return Done("warning" if over else "ok", text, _ids(records), pairs, last=undo, changes={"expected": expected})
+
+
+def _undo_order_receipt(ops, a: wf.Undo) -> Done:
+    """Reverse the receipt's movements and take it off the order's line, so the order waits for those units again
+    (orders.undo_receipt); one savepoint, so either both happen or neither."""
+    last = a.last
+    records = []
+    for movement_id in last["movement_ids"]:
+        records.extend(ops.reverse(movement_id, f"undo at station ({last['what']})"[:500]))
+    orders.undo_receipt(ops.conn, last["order"], last["line"], last["qty"], ts=ops.ts, user=ops.user,
+                        movement_ids=_ids(records))
+    changes = {}
+    if a.order == last["order"]:
+        changes["expected"] = _still_expected(po_document.load(ops.conn, a.order).lines)
+    return Done("ok", f"Undone: {last['what']}; {last['order']} waits for {last['qty']} more",
+                _ids(records), tuple((r.sku, r.location) for r in records), last={}, changes=changes)
+
+
+def _order_progress(ops, number: str) -> Done:
+    order = po_document.load(ops.conn, number)
+    expected = _still_expected(order.lines)
+    if order.status == "cancelled":
+        return Done("ok", f"{number} is cancelled")
+    if not expected:
+        short = any(line.qty_cancelled for line in order.lines)
+        return Done("ok", f"{number} is closed, the rest cancelled" if short else f"{number} received in full")
+    return Done("ok", f"{number} stays open ({order.status}): {wf.still_expected(expected)}")
 
 
 def _hold(ops, a: wf.Hold) -> Done:
@@ -201,6 +310,8 @@ def _undo_post(records: list[MovementRecord], what: str) -> dict[str, Any]:
 
 def _undo(ops, a: wf.Undo) -> Done:
     last = a.last
+    if last.get("type") == "po_receipt":
+        return _undo_order_receipt(ops, a)
     if last.get("type") == "move":
         lines = tuple(Line(sku, qty, lot) for sku, qty, lot in last["lines"])
         back = _relocate(ops, wf.Relocate(lines, last["destination"], last["source"], foreign=False))
@@ -214,6 +325,8 @@ def _undo(ops, a: wf.Undo) -> Done:
 
 def _lookup(ops, a: wf.Lookup) -> Done:
     conn = ops.conn
+    if a.what == "purchase_order":
+        return _order_progress(ops, a.key)
     if a.what == "transfer":
         t = _transfer_row(ops, a.key)
         return Done("ok", f"Transfer {a.key}: {_transfer_progress(t)}", pairs=((t["sku"], t["to"]),))
@@ -252,5 +365,5 @@ def _login(ops, a: wf.Login) -> Done:
 
 
 _HANDLERS = {wf.Say: _say, wf.Receive: _receive, wf.Ship: _ship, wf.TransferIn: _transfer_in,
-             wf.OpenTransfer: _open_transfer, wf.Hold: _hold, wf.Relocate: _relocate, wf.PostCount: _post_count,
-             wf.Undo: _undo, wf.Lookup: _lookup, wf.Login: _login}
+             wf.OpenTransfer: _open_transfer, wf.OpenOrder: _open_order, wf.Hold: _hold, wf.Relocate: _relocate,
+             wf.PostCount: _post_count, wf.Undo: _undo, wf.Lookup: _lookup, wf.Login: _login}

@@ -6,11 +6,16 @@ destination or counted), something to look up, or just words. It reads no databa
 station desk (station.py) carries the action out in one ledger transaction and, when the ledger refuses it,
 keeps the session as it was before the scan. So every scan ends in exactly one post or a refusal.
 
-Modes: lookup (the resting mode), receive (free, against a purchase order reference, or a transfer arriving),
+Modes: lookup (the resting mode), receive (free, against a purchase order, or a transfer arriving),
 ship (free or for an order reference), move (put-away between locations; a destination on another site makes
 it a transfer), transfer (the same, destination on another site only), count (a location: what is not
 scanned is not there). Quantities: each scan is the units of what was scanned (a case GTIN is its pack, GS1
 count AI 30/37 multiplies); a QTY-n code multiplies the next item.
+
+Receiving against a purchase order: its number (the document barcode) opens it, if the desk finds it sent and
+not yet complete, into its delivery location unless a location was scanned for free receiving just before; a
+location scanned afterwards changes where the goods go. Each item is booked against the order's line of that
+SKU; the desk refuses what is not on the order, and CMD-RECEIVE leaves the order to receive it freely.
 """
 
 from __future__ import annotations
@@ -47,6 +52,9 @@ class Session:
     user: str | None = None            # from the last badge scanned
     last: dict[str, Any] | None = None  # what CMD-UNDO takes back (set by the desk after a post)
     touched: float = 0.0               # epoch seconds of the last scan
+    # A purchase order being received: its lines still to come, (sku, qty), as the desk read them at this
+    # station's last scan of the order (another station's receipts show here at the next one). For the prompt.
+    expected: tuple[tuple[str, int], ...] = ()
 
     @property
     def busy(self) -> bool:
@@ -56,12 +64,14 @@ class Session:
         # By hand: dataclasses.asdict deep-copies `last` and cost a third of a scan's Python time.
         return {"mode": self.mode, "location": self.location, "ref_type": self.ref_type, "ref_id": self.ref_id,
                 "qty": self.qty, "lines": [[x.sku, x.qty, x.lot, x.expiry] for x in self.lines],
-                "user": self.user, "last": self.last, "touched": self.touched}
+                "user": self.user, "last": self.last, "touched": self.touched,
+                "expected": [[sku, qty] for sku, qty in self.expected]}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "Session":
         data = dict(data)
         data["lines"] = tuple(Line(*line) for line in data.get("lines", ()))
+        data["expected"] = tuple((sku, qty) for sku, qty in data.get("expected", ()))
         return cls(**data)
 
 
@@ -120,6 +130,14 @@ class OpenTransfer:
 
 
 @dataclass(frozen=True)
+class OpenOrder:
+    """Check a purchase order for receiving and read its lines; `location`: where to receive, None for the
+    order's delivery location."""
+    number: str
+    location: str | None
+
+
+@dataclass(frozen=True)
 class Hold:
     """Keep `line` in the session (move/transfer: from `location`; count: at `location`) once it checks out."""
     line: Line
@@ -145,11 +163,12 @@ class PostCount:
 @dataclass(frozen=True)
 class Undo:
     last: dict[str, Any]
+    order: str | None = None           # the purchase order the session is receiving, to refresh its lines
 
 
 @dataclass(frozen=True)
 class Lookup:
-    what: str                          # sku, location, transfer
+    what: str                          # sku, location, transfer, purchase_order
     key: str
 
 
@@ -158,7 +177,8 @@ class Login:
     login: str
 
 
-Action = Say | Receive | Ship | TransferIn | OpenTransfer | Hold | Relocate | PostCount | Undo | Lookup | Login
+Action = (Say | Receive | Ship | TransferIn | OpenTransfer | OpenOrder | Hold | Relocate | PostCount | Undo | Lookup
+          | Login)
 
 
 @dataclass(frozen=True)
@@ -227,6 +247,10 @@ def _command(s: Session, command: str) -> Step:
         mode = MODE_COMMANDS[command]
         if s.lines and mode != s.mode:
             return Step(s, Say("error", _pending(s)))
+        if mode == "receive" and s.ref_type == "purchase_order":
+            # The way out for goods that are not on the order: receive them freely, at the same place.
+            free = replace(_fresh(s, "receive"), location=s.location)
+            return Step(free, Say("ok", f"Receive without an order into {s.location}" if s.location else "Receive"))
         if mode == s.mode and mode != "lookup":
             return Step(s, Say("ok", prompt(s)))
         return Step(_fresh(s, mode), Say("ok", _TITLES[mode]))
@@ -235,8 +259,8 @@ def _command(s: Session, command: str) -> Step:
             return Step(_fresh(s, "count"), PostCount(s.location, totals(s.lines)))
         if s.lines:
             return Step(s, Say("error", _pending(s)))
-        if s.ref_type == "transfer":
-            return Step(_fresh(s, "lookup"), Lookup("transfer", s.ref_id))
+        if s.ref_type in ("transfer", "purchase_order"):
+            return Step(_fresh(s, "lookup"), Lookup(s.ref_type, s.ref_id))
         return Step(_fresh(s, "lookup"), Say("ok", "Done"))
     if command == "cancel":
         if s.lines:
@@ -248,7 +272,7 @@ def _command(s: Session, command: str) -> Step:
         if s.lines:
             return Step(replace(s, lines=s.lines[:-1]), Say("ok", f"Took back {s.lines[-1].text()}"))
         if s.last:
-            return Step(replace(s, last=None), Undo(s.last))
+            return Step(replace(s, last=None), Undo(s.last, s.ref_id if s.ref_type == "purchase_order" else None))
         return Step(s, Say("warning", "Nothing to undo"))
     if command == "print":
         return Step(s, Say("warning", "Label printing is not available on this box yet"))
@@ -264,10 +288,12 @@ def _document(s: Session, seen: Seen) -> Step:
     if seen.document_type == "purchase_order":
         if s.lines:
             return Step(s, Say("error", _pending(s)))
-        new = replace(s if s.mode == "receive" else _fresh(s, "receive"), ref_type="purchase_order",
-                      ref_id=seen.document)
-        return Step(new, Say("warning", f"Receiving for {seen.document}; purchase orders are not checked yet, "
-                                        f"items are booked with this reference. {prompt(new)}"))
+        # A location scanned for free receiving just before (or for this same order) is where the worker stands;
+        # otherwise the order's delivery location (the desk fills it in), not where an earlier order went.
+        same = s.ref_type is None or (s.ref_type == "purchase_order" and s.ref_id == seen.document)
+        keep = s.location if s.mode == "receive" and same else None
+        new = replace(_fresh(s, "receive"), ref_type="purchase_order", ref_id=seen.document, location=keep)
+        return Step(new, OpenOrder(seen.document, keep))
     return Step(s, Say("warning", f"{seen.document}: count documents are not supported yet; "
                                   "scan CMD-COUNT, then the location"))
 
@@ -291,6 +317,8 @@ def _location(s: Session, seen: Seen, site: str) -> Step:
     if s.mode == "count" and s.lines and code != s.location:
         return Step(s, Say("error", _pending(s)))
     new = replace(s, location=code, lines=() if s.mode == "count" and code != s.location else s.lines)
+    if s.mode == "receive" and s.ref_type == "purchase_order":
+        return Step(new, Say("ok", f"Receiving {s.ref_id} into {code}"))
     return Step(new, Say("ok", _AT[s.mode].format(code)))
 
 
@@ -336,6 +364,8 @@ def prompt(s: Session) -> str:
     if s.mode == "receive":
         if s.ref_type == "transfer":
             return f"Scan the items of transfer {s.ref_id}, then CMD-DONE"
+        if s.ref_type == "purchase_order" and where:
+            return f"Scan the items of {s.ref_id} to receive into {where}; {still_expected(s.expected)}"
         return f"Scan the items to receive into {where}" if where else "Scan the receiving location"
     if s.mode == "ship":
         return f"Scan the items to ship from {where}" if where else "Scan the location to ship from"
@@ -348,3 +378,14 @@ def prompt(s: Session) -> str:
     if s.mode == "count":
         return f"Scan everything at {where}, then CMD-DONE" if where else "Scan the location to count"
     return ""
+
+
+EXPECTED_SHOWN = 6   # lines of an order named in the prompt; the order's page and `appliance po show` list all
+
+
+def still_expected(expected: tuple[tuple[str, int], ...]) -> str:
+    if not expected:
+        return "every line is in: CMD-DONE"
+    shown = ", ".join(f"{qty} × {sku}" for sku, qty in expected[:EXPECTED_SHOWN])
+    more = f" and {len(expected) - EXPECTED_SHOWN} more line(s)" if len(expected) > EXPECTED_SHOWN else ""
+    return f"still to come: {shown}{more}"
