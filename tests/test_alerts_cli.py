@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from datetime import timedelta
 
 import pytest
 from notify_sinks import SmtpSink, WebhookSink, free_port
 from test_alert_delivery import T0, raise_low_stock
+from test_cli import Cli
 from workers import SITE_KEY, build_site
 
 from appliance import clock
 from appliance.app import open_app
-from appliance.cli import main
 from appliance.config import load_config
 from appliance.ledger.sites import add_user
 from appliance.notify.alerts import Recipients, resolve_alert
@@ -21,11 +20,10 @@ from appliance.sync.identity import write_key_file
 from appliance.sync.registry import key_path
 
 
-class Run:
+class Run(Cli):
     def __init__(self, tmp_path, capsys) -> None:
+        super().__init__(tmp_path / "appliance.toml", capsys)
         self.tmp_path = tmp_path
-        self.capsys = capsys
-        self.config = tmp_path / "appliance.toml"
         self.db_path = tmp_path / "data" / "appliance.db"
         self.db_path.parent.mkdir()
         build_site(self.db_path)
@@ -35,19 +33,6 @@ class Run:
     def write_config(self, extra: str = "") -> None:
         self.config.write_text(f'[site]\nid = "BER"\nname = "Berlin"\n\n[database]\npath = "{self.db_path}"\n\n'
                                f'[alerts]\nemail_to = "ops@example.com"\nemail_roles = ""\n\n{extra}')
-
-    def __call__(self, *args: str) -> tuple[int, str, str]:
-        code = main(["--config", str(self.config), *args])
-        out, err = self.capsys.readouterr()
-        return code, out, err
-
-    def ok(self, *args: str) -> str:
-        code, out, err = self(*args)
-        assert code == 0, f"{args} exited {code}: {err}"
-        return out
-
-    def json(self, *args: str):
-        return json.loads(self.ok(*args, "--json"))
 
     def app(self):
         return open_app(load_config(self.config))
