@@ -12,16 +12,23 @@ LEDGER_TARGETS = {"post_ratio", "stock_list_page_ms", "one_sku_all_locations_ms"
                   "history_page_ms", "check_s", "import_50k_s"}
 
 
-def test_bench_ledger_quick_prints_one_json_object_with_every_target(tmp_path):
-    done = subprocess.run([sys.executable, str(REPO / "scripts" / "bench_ledger.py"), "--quick",
-                           "--data-dir", str(tmp_path)], capture_output=True, text=True, timeout=600)
+def quick_run(script: str, benchmark: str, targets: set[str], *args: str, timeout: int = 600) -> dict:
+    """Run `scripts/<script> --quick`, check its one JSON object names every target with a figure, a target
+    text and met true/false, and return it."""
+    done = subprocess.run([sys.executable, str(REPO / "scripts" / script), "--quick", *args],
+                          capture_output=True, text=True, timeout=timeout)
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(done.stdout)
-    assert result["benchmark"] == "ledger"
-    assert set(result["targets"]) == LEDGER_TARGETS
+    assert result["benchmark"] == benchmark
+    assert set(result["targets"]) == targets
     for name, target in result["targets"].items():
-        assert isinstance(target["measured"], (int, float)), name
+        assert isinstance(target["measured"], (int, float)) and not isinstance(target["measured"], bool), name
         assert isinstance(target["target"], str) and isinstance(target["met"], bool), name
+    return result
+
+
+def test_bench_ledger_quick_prints_one_json_object_with_every_target(tmp_path):
+    result = quick_run("bench_ledger.py", "ledger", LEDGER_TARGETS, "--data-dir", str(tmp_path))
     # The benchmark's own sanity check: every arm wrote the same ledger, and check() found nothing.
     assert result["posts"]["sanity"]["check_empty"] is True
 
@@ -33,44 +40,23 @@ def test_bench_sync_quick_prints_one_json_object_with_every_target():
     import pytest
     if not (os.access("/usr/sbin/mosquitto", os.X_OK) or shutil.which("mosquitto")):
         pytest.skip("mosquitto is not installed")
-    done = subprocess.run([sys.executable, str(REPO / "scripts" / "bench_sync.py"), "--quick"],
-                          capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-3000:]
-    result = json.loads(done.stdout)
-    assert result["benchmark"] == "sync"
-    assert set(result["targets"]) == {"lag_p99_ms", "catchup_mv_per_s", "post_rate_signed_ratio"}
-    for name, target in result["targets"].items():
-        assert isinstance(target["measured"], (int, float)) and not isinstance(target["measured"], bool), name
-        assert isinstance(target["target"], str) and isinstance(target["met"], bool), name
+    result = quick_run("bench_sync.py", "sync", {"lag_p99_ms", "catchup_mv_per_s", "post_rate_signed_ratio"},
+                       timeout=300)
     # The benchmark's own sanity check: WAW holds BER's whole log, and check() found nothing on it.
     assert result["sanity"]["ok"] is True, result["sanity"]
     assert result["sanity"]["waw_check_empty"] is True
 
 
 def test_bench_scan_quick_prints_one_json_object_with_every_target():
-    done = subprocess.run([sys.executable, str(REPO / "scripts" / "bench_scan.py"), "--quick"],
-                          capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-3000:]
-    result = json.loads(done.stdout)
-    assert result["benchmark"] == "scan"
-    assert set(result["targets"]) == {"serial_scan_to_commit_p99_ms", "hid_scan_to_commit_p99_ms"}
-    for name, target in result["targets"].items():
-        assert isinstance(target["measured"], (int, float)) and not isinstance(target["measured"], bool), name
-        assert isinstance(target["target"], str) and isinstance(target["met"], bool), name
+    result = quick_run("bench_scan.py", "scan", {"serial_scan_to_commit_p99_ms", "hid_scan_to_commit_p99_ms"},
+                       timeout=300)
     assert set(result["latency_ms"]) == {"serial", "hid", "ledger_post"}
     # Every scan of both paths committed exactly one movement, as many as the ledger-only arm posted.
     assert result["sanity"]["ok"] is True, result["sanity"]
 
 
 def test_bench_reorder_quick_prints_one_json_object_with_every_target():
-    done = subprocess.run([sys.executable, str(REPO / "scripts" / "bench_reorder.py"), "--quick"],
-                          capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-3000:]
-    result = json.loads(done.stdout)
-    assert result["benchmark"] == "reorder"
-    assert set(result["targets"]) == {"commit_to_alert_and_draft_p99_ms", "trigger_added_cost_to_ship_post"}
-    for name, target in result["targets"].items():
-        assert isinstance(target["measured"], (int, float)) and not isinstance(target["measured"], bool), name
-        assert isinstance(target["target"], str) and isinstance(target["met"], bool), name
+    result = quick_run("bench_reorder.py", "reorder",
+                       {"commit_to_alert_and_draft_p99_ms", "trigger_added_cost_to_ship_post"})
     # Every crossing raised its alert and drafted its line, once.
     assert result["sanity"]["ok"] is True, result["sanity"]

@@ -6,35 +6,9 @@ from __future__ import annotations
 import json
 
 import pytest
+from notify_sinks import SmtpSink
 
 from appliance.cli import main
-
-
-class SmtpSink:
-    """A real SMTP server on a free local port (aiosmtpd), keeping what it receives."""
-
-    def __init__(self) -> None:
-        import socket
-        from aiosmtpd.controller import Controller
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            self.port = probe.getsockname()[1]
-        self.messages: list = []
-        self._controller = Controller(self, hostname="127.0.0.1", port=self.port)
-
-    async def handle_DATA(self, server, session, envelope):
-        import email
-        import email.policy
-        self.messages.append((list(envelope.rcpt_tos),
-                              email.message_from_bytes(envelope.content, policy=email.policy.default)))
-        return "250 OK"
-
-    def start(self) -> "SmtpSink":
-        self._controller.start()
-        return self
-
-    def stop(self) -> None:
-        self._controller.stop()
 
 
 @pytest.fixture
@@ -48,6 +22,16 @@ def run(tmp_path, capsys):
     assert call("init", "--site", "BER", "--site-name", "Berlin")[0] == 0
     call.config = config
     return call
+
+
+@pytest.fixture
+def smtp(run):
+    """A real SMTP server, and the box's [smtp] section pointing at it."""
+    sink = SmtpSink().start()
+    with open(run.config, "a", encoding="utf-8") as f:
+        f.write(f'\n[smtp]\nhost = "127.0.0.1"\nport = {sink.port}\nsecurity = "none"\nsender = "stock@shop.test"\n')
+    yield sink
+    sink.stop()
 
 
 def ok(run, *args) -> str:
@@ -111,21 +95,14 @@ def test_receiving_a_cancelled_order_or_a_bad_line_is_refused_with_the_reason(ru
     assert code != 0 and "no purchase order" in err
 
 
-def test_send_emails_the_pdf_to_the_supplier(run, tmp_path):
+def test_send_emails_the_pdf_to_the_supplier(run, smtp, tmp_path):
     setup_catalog(run, tmp_path)
-    sink = SmtpSink().start()
-    try:
-        with open(run.config, "a", encoding="utf-8") as f:
-            f.write(f'\n[smtp]\nhost = "127.0.0.1"\nport = {sink.port}\nsecurity = "none"\n'
-                    f'sender = "stock@shop.test"\n')
-        ok(run, "supplier", "add", "Acme Feed", "--email", "orders@acme.test")
-        number = ok(run, "po", "create", "--supplier", "Acme Feed").strip()
-        ok(run, "po", "add", number, "DOG-5", "12")
-        ok(run, "po", "send", number)
-    finally:
-        sink.stop()
-    assert len(sink.messages) == 1
-    _recipients, message = sink.messages[0]
+    ok(run, "supplier", "add", "Acme Feed", "--email", "orders@acme.test")
+    number = ok(run, "po", "create", "--supplier", "Acme Feed").strip()
+    ok(run, "po", "add", number, "DOG-5", "12")
+    ok(run, "po", "send", number)
+    assert len(smtp.messages) == 1
+    _recipients, message = smtp.messages[0]
     assert "orders@acme.test" in message["To"] and number in message["Subject"]
     attachments = [part for part in message.iter_attachments()]
     assert attachments[0].get_filename() == f"{number}.pdf"
@@ -175,21 +152,14 @@ def test_list_filters_by_supplier_and_status(run, tmp_path):
     assert numbers("--status", "open", "--supplier", "Cat Co") == []
 
 
-def test_send_checks_the_order_and_the_address_before_any_email(run, tmp_path):
+def test_send_checks_the_order_and_the_address_before_any_email(run, smtp, tmp_path):
     setup_catalog(run, tmp_path)
-    sink = SmtpSink().start()
-    try:
-        with open(run.config, "a", encoding="utf-8") as f:
-            f.write(f'\n[smtp]\nhost = "127.0.0.1"\nport = {sink.port}\nsecurity = "none"\n'
-                    f'sender = "stock@shop.test"\n')
-        ok(run, "supplier", "add", "Acme Feed", "--email", "orders@acme.test")
-        number = ok(run, "po", "create", "--supplier", "Acme Feed").strip()
-        code, _out, err = run("po", "send", number)
-        assert code == 2 and "has no lines" in err
-        ok(run, "po", "add", number, "DOG-5", "1")
-        code, _out, err = run("po", "send", number, "--to", "orders at acme")
-        assert code == 2 and "not an email address" in err
-        ok(run, "po", "send", number, "--to", "sales@acme.test")
-    finally:
-        sink.stop()
-    assert [recipients for recipients, _message in sink.messages] == [["sales@acme.test"]]
+    ok(run, "supplier", "add", "Acme Feed", "--email", "orders@acme.test")
+    number = ok(run, "po", "create", "--supplier", "Acme Feed").strip()
+    code, _out, err = run("po", "send", number)
+    assert code == 2 and "has no lines" in err
+    ok(run, "po", "add", number, "DOG-5", "1")
+    code, _out, err = run("po", "send", number, "--to", "orders at acme")
+    assert code == 2 and "not an email address" in err
+    ok(run, "po", "send", number, "--to", "sales@acme.test")
+    assert [recipients for recipients, _message in smtp.messages] == [["sales@acme.test"]]

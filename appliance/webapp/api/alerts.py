@@ -11,7 +11,7 @@ from flask import jsonify
 from appliance.notify.alerts import KINDS
 from appliance.notify.book import ALERT_STATES, acknowledge_alert, get_alert, list_alerts
 from appliance.webapp.api import bp
-from appliance.webapp.api.payloads import Fields, Query, json_body, next_url, paging, raise_if
+from appliance.webapp.api.payloads import Fields, Query, json_body, offset_page, paging, raise_if
 from appliance.webapp.context import parts, principal, requires
 
 
@@ -24,10 +24,7 @@ def list_alerts_view():
     limit, offset = paging(query)
     query.done()
     items = list_alerts(parts().db.connection(), state, kind, limit=limit + 1, offset=offset)
-    more = len(items) > limit
-    return jsonify({"items": items[:limit], "limit": limit, "offset": offset,
-                    "next": next_url("api.list_alerts_view", state=state, kind=kind, limit=limit,
-                                     offset=offset + limit) if more else None})
+    return jsonify(offset_page(items, limit, offset, "api.list_alerts_view", state=state, kind=kind))
 
 
 @bp.get("/alerts/<int:alert_id>")

@@ -238,6 +238,13 @@ def paging(query: Query, default: int = 50, maximum: int = 200) -> tuple[int, in
     return (query.integer("limit", default, 1, maximum), query.integer("offset", 0, 0, 10 ** 9))
 
 
+def offset_page(items: list, limit: int, offset: int, endpoint: str, **filters: Any) -> dict[str, Any]:
+    """A list page from a query that fetched `limit + 1` rows: the extra row only says there is a next page."""
+    more = len(items) > limit
+    return {"items": items[:limit], "limit": limit, "offset": offset,
+            "next": next_url(endpoint, **filters, limit=limit, offset=offset + limit) if more else None}
+
+
 def next_url(endpoint: str, **args: Any) -> str:
     """This list's next page: the same filters, the given cursor, and the language the client asked for."""
     kept = {name: request.args[name] for name in GLOBAL_QUERY if name in request.args}

@@ -21,7 +21,7 @@ from appliance.purchasing import service
 from appliance.purchasing.orders import Receipt
 from appliance.purchasing.po_document import Order, load, render_pdf
 from appliance.webapp.api import bp
-from appliance.webapp.api.payloads import MAX_INT, MISSING, Fields, Query, json_body, next_url, paging, raise_if
+from appliance.webapp.api.payloads import MAX_INT, MISSING, Fields, Query, json_body, offset_page, paging, raise_if
 from appliance.webapp.api.shapes import costs_visible, posted
 from appliance.webapp.context import parts, principal, requires
 
@@ -61,10 +61,7 @@ def list_purchase_orders():
     query.done()
     items = service.list_orders(parts().db.connection(), status=status, supplier=supplier, limit=limit + 1,
                                 offset=offset)
-    more = len(items) > limit
-    return jsonify({"items": items[:limit], "limit": limit, "offset": offset,
-                    "next": next_url("api.list_purchase_orders", status=status, supplier=supplier, limit=limit,
-                                     offset=offset + limit) if more else None})
+    return jsonify(offset_page(items, limit, offset, "api.list_purchase_orders", status=status, supplier=supplier))
 
 
 @bp.get("/purchase-orders/<number>")

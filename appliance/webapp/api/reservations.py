@@ -11,7 +11,7 @@ from flask import jsonify, url_for
 
 from appliance.errors import UnknownReservation
 from appliance.webapp.api import bp
-from appliance.webapp.api.payloads import MAX_INT, Fields, Query, json_body, next_url, paging, raise_if
+from appliance.webapp.api.payloads import MAX_INT, Fields, Query, json_body, offset_page, paging, raise_if
 from appliance.webapp.api.shapes import posted, row_dict
 from appliance.webapp.context import parts, principal, requires
 
@@ -51,10 +51,8 @@ def list_reservations():
         f"{_RESERVATION_SQL} WHERE {' AND '.join(where) or '1'} ORDER BY r.id DESC LIMIT ? OFFSET ?",
         params + [limit + 1, offset])
     items = [row_dict(RESERVATION, row) for row in rows]
-    more = len(items) > limit
-    return jsonify({"items": items[:limit], "limit": limit, "offset": offset,
-                    "next": next_url("api.list_reservations", status=status, ref=ref, sku=sku, location=location,
-                                     limit=limit, offset=offset + limit) if more else None})
+    return jsonify(offset_page(items, limit, offset, "api.list_reservations", status=status, ref=ref, sku=sku,
+                               location=location))
 
 
 @bp.get("/reservations/<int:reservation_id>")

@@ -7,7 +7,7 @@ from flask import jsonify
 from appliance.errors import UnknownTransfer
 from appliance.ledger import queries
 from appliance.webapp.api import bp
-from appliance.webapp.api.payloads import Query, next_url, paging
+from appliance.webapp.api.payloads import Query, offset_page, paging
 from appliance.webapp.api.shapes import movements_json, row_dict
 from appliance.webapp.context import parts, requires
 
@@ -47,10 +47,8 @@ def list_transfers():
     rows = parts().db.connection().execute(
         f"{_TRANSFER_SQL} WHERE {condition} ORDER BY t.id DESC LIMIT ? OFFSET ?", params + [limit + 1, offset])
     items = [row_dict(TRANSFER, row) for row in rows]
-    more = len(items) > limit
-    return jsonify({"items": items[:limit], "limit": limit, "offset": offset,
-                    "next": next_url("api.list_transfers", status=status, sku=sku, location=location, limit=limit,
-                                     offset=offset + limit) if more else None})
+    return jsonify(offset_page(items, limit, offset, "api.list_transfers", status=status, sku=sku,
+                               location=location))
 
 
 @bp.get("/transfers/<code>")
