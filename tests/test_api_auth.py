@@ -256,3 +256,20 @@ def test_every_protected_operation_refuses_anonymous_callers(stocked):
             assert response.get_json()["error"]["code"] == "unauthorized"
             checked += 1
     assert checked >= 20 and movement_count(stocked) == 2
+
+
+def test_a_token_request_ignores_the_browser_session_and_leaves_it_alone(stocked):
+    """A script run from a logged-in manager's browser profile acts with its token, and the cookie it carries is
+    neither read nor renewed: no Set-Cookie on token responses, the browser session unchanged afterwards."""
+    browser = stocked.client("manager")
+    assert browser.get("/api/v1/variants/DOG-5").get_json()["cost_price"] == 1299   # the session's role
+    _, token = api_tokens.create(stocked.db, USERS["manager"], "read only", role="viewer")
+    response = browser.get("/api/v1/variants/DOG-5", headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 200
+    assert "cost_price" not in response.get_json()
+    assert "Set-Cookie" not in response.headers
+    refused = browser.post("/api/v1/movements", headers={"Authorization": f"Bearer {token}"},
+                           json={"kind": "receive", "sku": "DOG-5", "location": "BER-A-01", "qty": 1})
+    assert refused.status_code == 403 and "Set-Cookie" not in refused.headers
+    assert browser.get("/api/v1/variants/DOG-5").get_json()["cost_price"] == 1299
+    assert "Set-Cookie" in browser.get("/api/v1/variants/DOG-5").headers   # the session is renewed as before

@@ -19,17 +19,20 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
+from typing import TypeVar
 
 import peewee
 
 from appliance import clock
 from appliance.errors import InconsistentState, InvalidInput, UnknownUser
+from appliance.ledger.group_commit import GroupCommit
 from appliance.ledger.movement_token import Signer
 from appliance.ledger.operations import Operations
 from appliance.ledger.requests import Move, MovementRecord, PostResult, digest
 from appliance.sync.identity import SigningKey
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class Ledger:
@@ -47,6 +50,7 @@ class Ledger:
                 f"this database has no local site {site_id!r}: run `appliance init --site {site_id}` first",
                 site=site_id)
         self._gate = WriteGate(db.database)
+        self._group = GroupCommit(self._transaction, lambda sql: self.db.connection().execute(sql))
         self.signer = None if key is None else Signer(key)
         if key is not None:
             registered = db.execute_sql("SELECT public_key FROM site_key WHERE kid = ? AND site_id = ?",
@@ -64,12 +68,34 @@ class Ledger:
         if self.db.in_transaction():
             # A nested atomic() would silently become a savepoint that holds no write lock.
             raise RuntimeError("ledger writes open their own BEGIN IMMEDIATE transaction; do not nest them")
-        with self._gate.held(), self.db.atomic("IMMEDIATE"):
+        with self._transaction():
             ops = Operations(self.db.connection(), self.site_id, clock.to_ts(self._now()), signer=self.signer,
                              user=user, device=device, op_id=op_id)
             if user is not None:
                 _check_user(ops.conn, user)
             yield ops
+
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        with self._gate.held(), self.db.atomic("IMMEDIATE"):
+            yield
+
+    def submit(self, work: Callable[[Operations], T], *, user: str | None = None, device: str | None = None,
+               op_id: str | None = None) -> T:
+        """`with write(...) as ops: return work(ops)`, except that threads of this process writing at the same
+        moment share one transaction and one fsync (group_commit.py). `work` runs on whichever thread leads the
+        group, so it must use `ops.conn` (or peewee on that thread), never a connection of its own; an error
+        it raises undoes only its own rows and is raised here."""
+        if self.db.in_transaction():
+            raise RuntimeError("ledger writes open their own BEGIN IMMEDIATE transaction; do not nest them")
+
+        def member() -> T:
+            ops = Operations(self.db.connection(), self.site_id, clock.to_ts(self._now()), signer=self.signer,
+                             user=user, device=device, op_id=op_id)
+            if user is not None:
+                _check_user(ops.conn, user)
+            return work(ops)
+        return self._group.run(member)
 
     def post(self, moves: Move | Sequence[Move], *, op_id: str | None = None, user: str | None = None,
              device: str | None = None) -> PostResult:
@@ -80,8 +106,7 @@ class Ledger:
         for move in batch:
             move.validate()
         _check_op_id(op_id)
-        with self.write(user=user, device=device, op_id=op_id) as ops:
-            return apply_request(ops, batch)
+        return self.submit(lambda ops: apply_request(ops, batch), user=user, device=device, op_id=op_id)
 
     def reverse(self, movement_id: int, reason: str, *, op_id: str | None = None, user: str | None = None,
                 device: str | None = None) -> PostResult:
@@ -89,12 +114,14 @@ class Ledger:
         if not isinstance(reason, str) or not reason.strip():
             raise InvalidInput("a reversal needs a reason", field="reason")
         _check_op_id(op_id)
-        with self.write(user=user, device=device, op_id=op_id) as ops:
+
+        def reverse(ops: Operations) -> PostResult:
             if op_id is not None:
                 earlier = ops.claim_op(op_id, f"reverse:{movement_id}:{reason}")
                 if earlier is not None:
                     return PostResult(earlier, replayed=True)
             return PostResult(ops.reverse(movement_id, reason.strip()))
+        return self.submit(reverse, user=user, device=device, op_id=op_id)
 
     # Conveniences over post(): the names the CLI, the workflows and the web API use.
 
@@ -126,8 +153,8 @@ class Ledger:
                 raise InvalidInput(f"a move is a transfer_out within this site, not {move.kind!r}", field="kind")
             move.validate()
         _check_op_id(op_id)
-        with self.write(user=user, device=device, op_id=op_id) as ops:
-            return apply_request(ops, batch, then=arrive_within_site(ops))
+        return self.submit(lambda ops: apply_request(ops, batch, then=arrive_within_site(ops)), user=user,
+                           device=device, op_id=op_id)
 
     def transfer_in(self, transfer: str | int, qty: int, *, close: bool = False, **kw) -> PostResult:
         return self.post(Move("transfer_in", transfer=str(transfer), qty=qty, close=close), **kw)

@@ -18,6 +18,7 @@ from appliance import __version__
 from appliance.app import App, open_app
 from appliance.config import Config
 from appliance.webapp import auth, csrf, errors, i18n, secret_key
+from appliance.webapp.sessions import BrowserSessions
 from appliance.webapp.context import WebContext, can, principal
 from appliance.webapp.events import ChangeFeed
 from appliance.webapp.navigation import nav_links
@@ -47,6 +48,7 @@ def create_app(config: Config, parts: App | None = None) -> Flask:
         JSON_SORT_KEYS=False,
         SEND_FILE_MAX_AGE_DEFAULT=3600,
     )
+    app.session_interface = BrowserSessions()
     app.extensions["appliance"] = WebContext(parts=parts, feed=ChangeFeed(config.database.path))
     i18n.init(app, default=web.language, compiled=Path(config.database.path).parent / "translations")
 

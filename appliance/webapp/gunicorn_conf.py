@@ -18,6 +18,10 @@ timeout = _web.timeout_s
 graceful_timeout = 10
 keepalive = 5
 preload_app = False
+# Each worker listens on its own SO_REUSEPORT socket and the kernel spreads new connections across them. On one
+# shared socket the first worker to wake takes every connection opened at once (a dock PC's and a script's
+# keep-alive connections all land in one process, the other idle), and their posts queue behind one GIL.
+reuse_port = True
 accesslog = None
 errorlog = "-"
 loglevel = "info"
