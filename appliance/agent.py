@@ -20,6 +20,7 @@ import threading
 from appliance.app import App
 from appliance.discovery import Advertiser
 from appliance.jobs.scheduler import JobScheduler
+from appliance.printing.spooler import Spooler
 from appliance.purchasing.reorder import ReorderWatcher
 from appliance.scanning.readers import Scanners
 from appliance.scanning.scanner_watch import ScannerWatch
@@ -49,7 +50,7 @@ def start_scanners(app: App) -> Scanners | None:
     so a box whose scanners are absent still runs sync."""
     if not app.config.scanners:
         return None
-    desk = StationDesk(app.db, app.ledger, idle_timeout_s=app.config.scanning.idle_timeout_s)
+    desk = StationDesk(app.db, app.ledger, idle_timeout_s=app.config.scanning.idle_timeout_s, config=app.config)
     scanners = Scanners(app.config.scanners, desk.handle)
     scanners.start()
     return scanners
@@ -73,12 +74,15 @@ def run_agent(app: App, stop: threading.Event | None = None) -> int:
         watcher = ReorderWatcher(app)
         scanners = start_scanners(app)
         scanner_watch = ScannerWatch(app, scanners)   # also without scanners: resolves alerts of guns taken out
+        spooler = Spooler(app)
         try:
             scheduler.start()
             watcher.start()
             scanner_watch.start()
+            spooler.start()
             stop.wait()
         finally:
+            spooler.stop()
             scanner_watch.stop()   # before the scanners: readers shutting down are not guns gone
             watcher.stop()
             scheduler.stop()   # it waits for a running job, which may still need the database
@@ -95,6 +99,7 @@ def run_agent(app: App, stop: threading.Event | None = None) -> int:
     link.start()
     logger.info("agent for %s started; sync with %s:%d", site, mqtt.host, mqtt.port)
     scanners = scanner_watch = None
+    spooler = Spooler(app)
     advertiser = Advertiser(app.config)
     scheduler = JobScheduler(app)
     watcher = ReorderWatcher(app)
@@ -107,9 +112,11 @@ def run_agent(app: App, stop: threading.Event | None = None) -> int:
         advertiser.start()
         scheduler.start()
         watcher.start()
+        spooler.start()   # after begin_recovery, like the jobs: its writes meet the recovery lock
         while not stop.is_set():
             engine.turn()
     finally:
+        spooler.stop()
         if scanner_watch is not None:
             scanner_watch.stop()
         watcher.stop()

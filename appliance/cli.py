@@ -13,8 +13,8 @@ import sys
 from functools import cached_property
 
 from appliance import __version__
-from appliance.commands import (alerts, data, jobs, purchase_orders, purchasing, scanning, setup, sheets, sites, stock,
-                                 sync, users)
+from appliance.commands import (alerts, data, jobs, printing, purchase_orders, purchasing, scanning, setup, sheets,
+                                 sites, stock, sync, users)
 from appliance.errors import ApplianceError, EXIT_FAILURE
 
 logger = logging.getLogger(__name__)
@@ -63,7 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--log-level", default=None, choices=["DEBUG", "INFO", "WARNING", "ERROR"],
                         help="override [log] level")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for module in (setup, users, data, stock, purchasing, purchase_orders, alerts, jobs, sites, sync, scanning, sheets):
+    for module in (setup, users, data, stock, purchasing, purchase_orders, alerts, jobs, printing, sites, sync, scanning,
+                   sheets):
         module.register(commands)
     return parser
 

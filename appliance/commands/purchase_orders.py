@@ -55,6 +55,9 @@ def register(commands) -> None:
     p.add_argument("lines", nargs="+", metavar="LINE:QTY[:LOT[:EXPIRY]]")
     p.add_argument("--location", help="where it arrived (default: the order's ship-to)")
     p.add_argument("--user")
+    p.add_argument("--labels", action="store_true", help="queue one receiving label per unit received")
+    p.add_argument("--printer", metavar="NAME", help="with --labels: the printer (default: the one for "
+                   "po_receiving labels, else the default)")
     p.set_defaults(handler=cmd_po_receive)
     p = po.add_parser("cancel", help="cancel what has not arrived (the whole order if nothing has)")
     p.add_argument("number")
@@ -127,8 +130,10 @@ def parse_receipts(texts: list[str]) -> list[orders.Receipt]:
 
 def cmd_po_receive(args, ctx) -> int:
     received = service.receive(ctx.app, args.number, parse_receipts(args.lines), location=args.location,
-                               user=args.user, device="cli")
+                               user=args.user, device="cli", labels=args.labels, printer=args.printer)
     info(f"{args.number}: {len(received.movements)} movement(s) booked; now {received.status}")
+    if received.print_jobs:
+        info(f"receiving labels queued: job(s) {', '.join(map(str, received.print_jobs))}")
     return 0
 
 

@@ -109,7 +109,8 @@ def register_station(commands) -> None:
 
 def _desk(ctx):
     from appliance.scanning.station import StationDesk
-    return StationDesk(ctx.app.db, ctx.app.ledger, idle_timeout_s=ctx.config.scanning.idle_timeout_s)
+    return StationDesk(ctx.app.db, ctx.app.ledger, idle_timeout_s=ctx.config.scanning.idle_timeout_s,
+                       config=ctx.app.config)
 
 
 def _show(feedback, as_json: bool) -> int:

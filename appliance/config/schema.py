@@ -443,6 +443,10 @@ SCANNER_EXAMPLES = (
 )
 
 
+# After the helpers above, which it uses: the printer section lives in its own module.
+from appliance.config.printers import PRINTER_EXAMPLES, PrinterConfig  # noqa: E402
+
+
 @dataclass(frozen=True)
 class Config:
     """The whole configuration. Fields typed as a dataclass are TOML sections, in this order; fields typed as a
@@ -469,6 +473,9 @@ class Config:
     scanners: tuple[ScannerConfig, ...] = field(default=(), metadata={
         "doc": "barcode guns: one [[scanner]] entry per gun; none by default", "toml": "scanner",
         "examples": SCANNER_EXAMPLES})
+    printers: tuple[PrinterConfig, ...] = field(default=(), metadata={
+        "doc": "label printers: one [[printer]] entry per printer; none by default", "toml": "printer",
+        "examples": PRINTER_EXAMPLES})
     # Not compared: the same settings read from another file are the same configuration.
     source: Path | None = field(default=None, compare=False)
 

@@ -39,6 +39,7 @@ class Received:
     movements: list[MovementRecord]
     status: str
     replayed: bool = False    # the op_id was posted before: nothing new was written
+    print_jobs: tuple[int, ...] = ()   # receiving labels queued with the receipt
 
 
 def list_orders(conn: sqlite3.Connection, *, status: str | None = None, supplier: str | None = None,
@@ -118,9 +119,11 @@ def send(app, number: str, *, to: str | None = None, email: bool = True, user: s
 
 
 def receive(app, number: str, receipts: list[orders.Receipt], *, location: str | None = None,
-            user: str | None = None, device: str | None = None, op_id: str | None = None) -> Received:
+            user: str | None = None, device: str | None = None, op_id: str | None = None,
+            labels: bool = False, printer: str | None = None) -> Received:
     """Book a delivery against the order (orders.receive). With an `op_id` a retry of the same request
-    returns the movements booked the first time and books nothing; another request under it is op_id_reused."""
+    returns the movements booked the first time and books nothing; another request under it is op_id_reused.
+    `labels`: queue one receiving label per unit received, in the same transaction (`printer`: where)."""
     _check_receipts(receipts)
     with app.ledger.write(user=user, device=device, op_id=op_id) as ops:
         if op_id is not None:
@@ -134,7 +137,12 @@ def receive(app, number: str, receipts: list[orders.Receipt], *, location: str |
                                                               (location,)).fetchone():
                 raise InvalidInput(f"unknown location {location!r}", field="location")
         records = orders.receive(ops, number, receipts, location=location)
-        return Received(records, orders.find(ops.conn, number)[1])
+        jobs = ()
+        if labels:
+            from appliance.printing.service import queue_receipt_labels
+            jobs = tuple(job.id for job in queue_receipt_labels(ops.conn, app.config, records, now=ops.ts,
+                                                                 printer=printer, user=user))
+        return Received(records, orders.find(ops.conn, number)[1], print_jobs=jobs)
 
 
 def cancel(app, number: str, *, reason: str = "", user: str | None = None) -> str:

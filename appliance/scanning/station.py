@@ -40,8 +40,10 @@ ITEM_KINDS = ("gs1", "gtin", "text")
 
 class StationDesk:
     def __init__(self, db: peewee.SqliteDatabase, ledger, *, idle_timeout_s: float = 300.0,
-                 today: Callable[[], date] = date.today) -> None:
+                 today: Callable[[], date] = date.today, config=None) -> None:
+        """`config`: the appliance config, for CMD-PRINT's printers (None: the box prints no labels)."""
         self.db = db
+        self.config = config
         self.ledger = ledger
         self.site = ledger.site_id
         self.idle_timeout_s = idle_timeout_s
@@ -110,7 +112,10 @@ class StationDesk:
         after = planned.session
         try:
             with self.db.atomic():   # a savepoint: a refusal undoes the action, not the log row
-                done = station_actions.carry_out(ops, planned.action)
+                if isinstance(planned.action, workflow.PrintLabel):
+                    done = self._print(ops, planned.action, scan.station)
+                else:
+                    done = station_actions.carry_out(ops, planned.action)
         except ApplianceError as exc:
             done = station_actions.Done("error", refusal(exc))
             after = replace(before, touched=scan.at) if not planned.notes else replace(Session(), touched=scan.at)
@@ -133,6 +138,21 @@ class StationDesk:
             conn.execute("UPDATE scan_log SET replayed_by = ?, resolved_at = coalesce(resolved_at, ?) WHERE id = ?",
                          (scan_id, ops.ts, replay_of))
         return feedback
+
+
+    def _print(self, ops, action: workflow.PrintLabel, station: str) -> station_actions.Done:
+        """The label goes into the print queue in the scan's transaction; the agent's spooler prints it."""
+        from appliance.printing.service import location_data, queue_label, variant_data
+        if self.config is None or not self.config.printers:
+            raise InvalidInput("No label printer is configured on this box", field="printer")
+        if action.label == "variant":
+            data = variant_data(ops.conn, self.config, action.key)
+        else:
+            data = location_data(ops.conn, action.key)
+        job = queue_label(ops.conn, self.config, action.label, data, now=ops.ts, copies=action.copies,
+                          station=station, user=ops.user)
+        copies = f" × {job.copies}" if job.copies > 1 else ""
+        return station_actions.Done("ok", f"Label for {action.key}{copies} queued on {job.printer} (job {job.id})")
 
 
 def to_seen(conn, info: dict[str, Any], site: str) -> Seen:

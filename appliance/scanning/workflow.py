@@ -55,17 +55,19 @@ class Session:
     # A purchase order being received: its lines still to come, (sku, qty), as the desk read them at this
     # station's last scan of the order (another station's receipts show here at the next one). For the prompt.
     expected: tuple[tuple[str, int], ...] = ()
+    print_next: bool = False           # CMD-PRINT: the next item or location scanned gets a label, nothing else
 
     @property
     def busy(self) -> bool:
-        return self.mode != "lookup" or bool(self.lines) or self.qty is not None or self.user is not None
+        return (self.mode != "lookup" or bool(self.lines) or self.qty is not None or self.user is not None
+                or self.print_next)
 
     def to_json(self) -> dict[str, Any]:
         # By hand: dataclasses.asdict deep-copies `last` and cost a third of a scan's Python time.
         return {"mode": self.mode, "location": self.location, "ref_type": self.ref_type, "ref_id": self.ref_id,
                 "qty": self.qty, "lines": [[x.sku, x.qty, x.lot, x.expiry] for x in self.lines],
                 "user": self.user, "last": self.last, "touched": self.touched,
-                "expected": [[sku, qty] for sku, qty in self.expected]}
+                "expected": [[sku, qty] for sku, qty in self.expected], "print_next": self.print_next}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "Session":
@@ -177,8 +179,16 @@ class Login:
     login: str
 
 
+@dataclass(frozen=True)
+class PrintLabel:
+    """Queue a label (the desk picks the station's printer): `label` variant or location, `key` its SKU or code."""
+    label: str
+    key: str
+    copies: int
+
+
 Action = (Say | Receive | Ship | TransferIn | OpenTransfer | OpenOrder | Hold | Relocate | PostCount | Undo | Lookup
-          | Login)
+          | Login | PrintLabel)
 
 
 @dataclass(frozen=True)
@@ -222,6 +232,10 @@ def _dispatch(s: Session, seen: Seen, site: str) -> Step:
         return _command(s, seen.command)
     if kind == "document":
         return _document(s, seen)
+    if s.print_next and kind in ("item", "location"):
+        # Printing interrupts nothing: the mode, the location and anything held stay as they were.
+        label, key = ("variant", seen.sku) if kind == "item" else ("location", seen.location)
+        return Step(replace(s, print_next=False, qty=None), PrintLabel(label, key, s.qty or 1))
     if kind == "location":
         return _location(s, seen, site)
     if kind == "item":
@@ -275,7 +289,9 @@ def _command(s: Session, command: str) -> Step:
             return Step(replace(s, last=None), Undo(s.last, s.ref_id if s.ref_type == "purchase_order" else None))
         return Step(s, Say("warning", "Nothing to undo"))
     if command == "print":
-        return Step(s, Say("warning", "Label printing is not available on this box yet"))
+        if s.print_next:
+            return Step(replace(s, print_next=False), Say("ok", "No label printed"))
+        return Step(replace(s, print_next=True), Say("ok", "Print: scan the item or location to label"))
     return Step(s, Say("error", f"CMD-{command.upper()} is not a station command"))
 
 
@@ -358,6 +374,8 @@ def totals(lines: tuple[Line, ...]) -> tuple[Line, ...]:
 
 def prompt(s: Session) -> str:
     """What the station expects next, shown under every message."""
+    if s.print_next:
+        return "Scan the item or location to print its label (CMD-PRINT again: no label)"
     where = s.location
     if s.mode == "lookup":
         return "Scan anything to see where it is, or a command"

@@ -18,5 +18,5 @@ from appliance.webapp.context import parts, principal
 def scan_at_station(station: str, code: str, source: str, gs_substitutes: tuple[str, ...]) -> Feedback:
     app = parts()
     login = principal().login
-    desk = StationDesk(app.db, app.ledger, idle_timeout_s=app.config.scanning.idle_timeout_s)
+    desk = StationDesk(app.db, app.ledger, idle_timeout_s=app.config.scanning.idle_timeout_s, config=app.config)
     return desk.handle(Scan(station, f"{source}:{login}", code, time.time()), gs_substitutes, user=login)

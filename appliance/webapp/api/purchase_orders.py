@@ -23,7 +23,7 @@ from appliance.purchasing.po_document import Order, load, render_pdf
 from appliance.webapp.api import bp
 from appliance.webapp.api.payloads import MAX_INT, MISSING, Fields, Query, json_body, offset_page, paging, raise_if
 from appliance.webapp.api.shapes import costs_visible, posted
-from appliance.webapp.context import parts, principal, requires
+from appliance.webapp.context import can, parts, principal, requires
 
 MAX_LINES = 500
 
@@ -157,9 +157,13 @@ def send_purchase_order(number: str):
 @requires("receive")
 def receive_purchase_order(number: str):
     fields = Fields(json_body())
-    fields.only(("lines", "location", "op_id"))
+    fields.only(("lines", "location", "op_id", "labels", "printer"))
     location = fields.text("location", nullable=True, default=None, max_len=40)
     op_id = fields.op_id()
+    labels = fields.boolean("labels", default=False)
+    printer = fields.text("printer", nullable=True, default=None, max_len=40)
+    if labels is True and not can("print"):
+        fields.fail("labels", _("your role may not print labels"))
     receipts = []
     for item in _items(fields, "lines", required=True):
         item.only(("line", "qty", "lot", "expiry"))
@@ -173,8 +177,9 @@ def receive_purchase_order(number: str):
                 item.fail(name, message)
     raise_if(fields.errors)
     received = service.receive(parts(), number, receipts, location=location, user=_user(), device="api",
-                               op_id=op_id)
-    return posted(PostResult(received.movements, received.replayed), op_id, order=_order(number))
+                               op_id=op_id, labels=labels is True, printer=printer)
+    return posted(PostResult(received.movements, received.replayed), op_id, order=_order(number),
+                  print_jobs=list(received.print_jobs))
 
 
 @bp.post("/purchase-orders/<number>/cancel")

@@ -1,0 +1,1 @@
+"""Label printing: layouts, renderers, printer transports and the print queue (issue 7)."""
