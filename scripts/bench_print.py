@@ -4,7 +4,7 @@
 Prints ONE JSON object on stdout; progress goes to stderr.
 
 1. Render: every label type rendered to ZPL, ESC/POS and the PNG preview at 203 and 300 dpi (50 x 30 mm;
-   the SSCC and transfer labels 100 x 150 mm), median of N renders each. Baseline in the same run: filling
+   the sizes of labels.EXAMPLE_SIZES), median of N renders each. Baseline in the same run: filling
    a fixed, hand-written ZPL template for the variant label with str.format (what a printer-specific
    template costs, with none of the fitting, escaping or dpi scaling).
 2. Receiving batch: a sent purchase order of 100 lines, 1 unit each, received in one call with labels on
@@ -46,22 +46,6 @@ BATCH = 100
 TARGET_S = 2.0
 HS_REPLY = (b"\x02030,0,0,0245,000,0,0,0,000,0,0,0\x03\r\n\x02000,0,0,0,0,2,4,0,00000000,1,000\x03\r\n"
             b"\x021234,0\x03\r\n")
-
-SAMPLE = {
-    "variant": {"sku": "DOG-FOOD-5KG", "name": "Hundefutter Größe M für große Hunde", "variant": "5 kg",
-                "price": 2499, "currency": "EUR", "currency_digits": 2, "gtin": "4006381333931"},
-    "case": {"gtin": "04006381333931", "lot": "L2026-11", "expiry": "2027-05-31", "name": "Hundefutter 5 kg",
-             "count": 12},
-    "location": {"code": "BER-A-01-03", "name": "Regal A, Fach 3"},
-    "sscc": {"sscc": "340123450000000001", "from_site": "BER", "from_name": "Berlin", "to_site": "WAW",
-             "to_name": "Warszawa", "transfer": "BER-T-0042",
-             "lines": [{"sku": f"SKU-{i}", "qty": i} for i in range(1, 9)], "total_qty": 36},
-    "po_receiving": {"po": "BER-PO-0001", "line": 3, "sku": "CAT-LITTER-10L", "name": "Żwirek dla kota 10 l",
-                     "qty": 4, "supplier": "Acme Feed", "lot": "A17", "expiry": None},
-    "transfer_document": {"transfer": "BER-T-0042", "from_site": "BER", "to_site": "WAW", "created": "2026-11-23",
-                          "lines": [{"sku": f"SKU-{i}", "qty": i, "name": f"Artikel {i}"} for i in range(1, 9)]},
-}
-BIG = ("sscc", "transfer_document")
 
 TEMPLATE = ("^XA^CI28^PW{w}^LL{h}^FO{x},{y}^A0N,{t},{t}^FD{name}^FS^FO{x},{y2}^A0N,{s},{s}^FD{sku}^FS"
             "^FO{x},{y3}^BY2^BEN,{bh},Y,N^FD{gtin}^FS^FO{x},{y4}^A0N,{t},{t}^FD{price}^FS^PQ1^XZ")
@@ -119,22 +103,24 @@ def median_us(fn, n: int) -> float:
 
 
 def bench_render(n: int) -> dict:
+    from appliance.printing.labels import EXAMPLE_SIZES, EXAMPLES
     from appliance.printing.media import Media
     from appliance.printing.render import preview_png, render
     out: dict = {}
     for dpi in (203, 300):
-        for label, data in SAMPLE.items():
-            w, h = (100.0, 150.0) if label in BIG else (50.0, 30.0)
+        for label, data in EXAMPLES.items():
             row = {}
             for language in ("zpl", "escpos"):
-                media = Media(dpi=dpi, width_mm=w if language == "zpl" else 72.0, height_mm=h, language=language)
+                w, h = EXAMPLE_SIZES[label][language]
+                media = Media(dpi=dpi, width_mm=w, height_mm=h, language=language)
+                if label == "case" and language == "escpos":
+                    data = {**data, "count": None}   # (30) makes the symbol wider than 72 mm paper
                 row[language] = median_us(lambda: render(label, data, media), n)
-            zpl_media = Media(dpi=dpi, width_mm=w, height_mm=h, language="zpl")
-            row["png"] = median_us(lambda: preview_png(label, data, zpl_media), max(3, n // 5))
+                row[f"png_{language}"] = median_us(lambda: preview_png(label, data, media), max(3, n // 5))
             out[f"{label}@{dpi}"] = row
-    d = SAMPLE["variant"]
+    d = EXAMPLES["variant"]
     base = median_us(lambda: TEMPLATE.format(w=400, h=240, x=16, y=16, y2=60, y3=90, y4=200, t=34, s=24, bh=60,
-                                             name=d["name"], sku=d["sku"], gtin=d["gtin"][:12],
+                                             name=d["name"], sku=d["sku"], gtin=(d["gtin"] or "400638133393")[:12],
                                              price="24,99 EUR").encode(), n)
     variant = out["variant@203"]
     return {"us_median": out, "baseline_template_us": base,

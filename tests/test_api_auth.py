@@ -240,7 +240,7 @@ def test_every_protected_operation_refuses_anonymous_callers(stocked):
     from appliance.webapp.api.openapi import document
     anonymous = stocked.app.test_client()
     examples = {"{sku}": "DOG-5", "{code}": "BER-A-01", "{movement_id}": "1", "{reservation_id}": "1",
-                "{alert_id}": "1", "{number}": "BER-PO-0001"}
+                "{alert_id}": "1", "{number}": "BER-PO-0001", "{job_id}": "1", "{label}": "variant"}
     checked = 0
     for path, operations in document()["paths"].items():
         url = "/api/v1" + path

@@ -60,3 +60,10 @@ def test_bench_reorder_quick_prints_one_json_object_with_every_target():
                        {"commit_to_alert_and_draft_p99_ms", "trigger_added_cost_to_ship_post"})
     # Every crossing raised its alert and drafted its line, once.
     assert result["sanity"]["ok"] is True, result["sanity"]
+
+
+def test_bench_print_quick_prints_one_json_object_with_every_target():
+    result = quick_run("bench_print.py", "print", {"receiving_batch_100_labels_s"}, timeout=300)
+    # One receipt queued 100 jobs and the spooler delivered every one of them (and the baseline its 100).
+    assert result["batch"]["sanity_ok"] is True, result["batch"]
+    assert {"zpl", "escpos", "png_zpl", "png_escpos"} <= set(result["render"]["us_median"]["variant@203"])

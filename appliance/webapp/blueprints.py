@@ -13,6 +13,7 @@ MODULES = (
     "appliance.webapp.pages_actions",
     "appliance.webapp.pages_dock",
     "appliance.webapp.pages_admin",
+    "appliance.webapp.pages_labels",
     "appliance.webapp.live",
     "appliance.webapp.api",
 )

@@ -11,6 +11,7 @@ LINKS = (
     ("movements.index", _l("Movements"), "view"),
     ("actions.index", _l("Book"), "receive"),
     ("dock.index", _l("Dock"), "scan"),
+    ("labels.queue_page", _l("Print queue"), "print"),
     ("admin.users", _l("Users"), "manage_users"),
     ("admin.settings", _l("Settings"), "settings"),
 )
