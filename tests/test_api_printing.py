@@ -69,7 +69,7 @@ def test_every_role_sees_the_printers_with_their_open_jobs(pweb, role):
     assert items["dock-zebra"] == {
         "name": "dock-zebra", "kind": "capture", "language": "zpl", "dpi": 203, "width_mm": 50.0, "height_mm": 30.0,
         "media": "gap", "default": True, "stations": [], "labels": [],
-        "jobs": {"queued": 2, "sending": 0, "failed": 1, "uncertain": 0}}
+        "jobs": {"queued": 2, "sending": 0, "failed": 1, "uncertain": 0}, "problem": None}
     assert items["shelf-300"]["labels"] == ["location"] and items["receipt"]["language"] == "escpos"
 
 

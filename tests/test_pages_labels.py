@@ -318,3 +318,19 @@ def test_the_queue_page_in_german_and_polish(pweb):
     assert "Druckwarteschlange" in german
     polish = client.get("/print-queue?lang=pl").get_data(as_text=True)
     assert "Kolejka wydruku" in polish
+
+
+def test_a_printer_in_trouble_shows_its_problem_on_the_queue_page_and_in_the_api(pweb):
+    from appliance.notify.alerts import Alert, raise_alert, resolve_alert
+    with pweb.ledger.write() as ops:
+        raise_alert(ops.conn, Alert("printer_error", "shelf-300", "printer shelf-300: paper out; 2 jobs waiting",
+                                    detail={"printer": "shelf-300", "problem": "paper out"}), ops.ts, None)
+    client = pweb.client("staff")
+    page = client.get("/print-queue").get_data(as_text=True)
+    assert re.search(r'shelf-300.*?<span class="printer-problem">paper out</span>', page, re.S)
+    assert page.count('class="printer-problem"') == 1   # the other printers print
+    printers = {p["name"]: p["problem"] for p in client.get("/api/v1/printers").get_json()["items"]}
+    assert printers == {"dock-zebra": None, "shelf-300": "paper out", "receipt": None}
+    with pweb.ledger.write() as ops:
+        resolve_alert(ops.conn, "printer_error", "shelf-300", ops.ts, None)
+    assert 'class="printer-problem"' not in client.get("/print-queue").get_data(as_text=True)

@@ -8,6 +8,7 @@ person asking, not discovered later by the spooler.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from typing import Any
 
@@ -50,6 +51,16 @@ def choose_printer(config: Config, label: str, *, name: str | None = None,
             return candidates[0]
     raise NoPrinter(f"no printer takes {label} labels: name one, or give a printer `default = true` or "
                     f"`labels = \"{label}\"`", label=label)
+
+
+def printer_problems(conn: sqlite3.Connection) -> dict[str, str]:
+    """printer name -> what is wrong with it, from the spooler's open `printer_error` alerts (a page or an API
+    call must not wait on a printer's network answer; the spooler asks before every job)."""
+    found = {}
+    for subject, detail in conn.execute("SELECT subject, detail FROM alert WHERE kind = 'printer_error'"
+                                        " AND resolved_at IS NULL"):
+        found[subject] = json.loads(detail or "{}").get("problem") or "error"
+    return found
 
 
 def media_of(printer: PrinterConfig) -> Media:

@@ -184,6 +184,7 @@ def queue_page():
     return render_template(
         "labels/queue.html", jobs=jobs[:PAGE], more=len(jobs) > PAGE, offset=offset, page=PAGE, filters=filters,
         errors=errors, states=STATE_LABELS, printers=parts().config.printers, counts=waiting_counts(conn),
+        problems=service.printer_problems(conn),
         describe=describe, site_time=lambda ts: local_time(ts, tz), retryable=RETRYABLE,
         cancellable=CANCELLABLE, may_print=can("print")), 400 if errors else 200
 

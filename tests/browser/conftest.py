@@ -104,6 +104,12 @@ threads = 16
 kind = "replay"
 station = "dock-1"
 path = "{folder / 'scans.txt'}"
+
+[[printer]]
+name = "demo-zebra"
+kind = "capture"
+path = "{folder / 'printed'}"
+default = true
 """, encoding="utf-8")
     made = Box(config, f"http://127.0.0.1:{port}")
     made.cli("init")

@@ -1,83 +1,14 @@
 """Labels in a real browser (Chromium via Playwright): the product page's label preview loads, a print is queued
 from a phone-sized screen, and the print queue shows it. Screenshots go to tests/artifacts/screenshots/.
 
-The shared `box` (tests/browser/conftest.py) has no printer, so this module serves the same database a second
-time through `appliance web` with a config that adds a `capture` printer; the fixtures of the conftest
-(`new_page`, `shot`) then use that server. Waits are on what the page shows, never on the clock."""
+The shared `box` (tests/browser/conftest.py) has a `capture` printer, "demo-zebra", as its default. Waits are on
+what the page shows, never on the clock."""
 
 from __future__ import annotations
 
-import dataclasses
-import os
 import re
-import signal
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
-from pathlib import Path
 
-import pytest
 from playwright.sync_api import expect
-
-APPLIANCE = Path(sys.executable).with_name("appliance")
-PRINTER = """
-[[printer]]
-name = "demo-zebra"
-kind = "capture"
-path = "printed"
-dpi = 203
-width_mm = 50
-height_mm = 30
-default = true
-"""
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _wait_healthy(url: str, server: subprocess.Popen, timeout_s: float = 30.0) -> None:
-    ends = time.monotonic() + timeout_s
-    while time.monotonic() < ends:
-        assert server.poll() is None, f"appliance web exited {server.returncode}"
-        try:
-            with urllib.request.urlopen(url + "/healthz", timeout=2) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.2)
-    raise AssertionError(f"appliance web did not answer /healthz within {timeout_s} s")
-
-
-@pytest.fixture(scope="module")
-def box(box, tmp_path_factory):
-    """The conftest's box (its database, users and demo products) served with a capture printer configured."""
-    folder = tmp_path_factory.mktemp("labels-box")
-    port = _free_port()
-    config = folder / "appliance.toml"
-    shared = box.config.read_text(encoding="utf-8")
-    config.write_text(re.sub(r'bind = "127\.0\.0\.1:\d+"', f'bind = "127.0.0.1:{port}"', shared) + PRINTER,
-                      encoding="utf-8")
-    log = (folder / "web.log").open("w")
-    server = subprocess.Popen([str(APPLIANCE), "--config", str(config), "web"], stdout=log, stderr=subprocess.STDOUT,
-                              start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_healthy(url, server)
-        yield dataclasses.replace(box, config=config, url=url)
-    finally:
-        if server.poll() is None:
-            os.killpg(server.pid, signal.SIGINT)
-            try:
-                server.wait(timeout=3)
-            except subprocess.TimeoutExpired:
-                os.killpg(server.pid, signal.SIGKILL)
-                server.wait(timeout=10)
-        log.close()
 
 
 def problems_of(page) -> list[str]:

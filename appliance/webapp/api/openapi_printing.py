@@ -18,7 +18,9 @@ _COUNT = {"type": "integer", "minimum": 1, "maximum": 99_999_999}
 
 SCHEMAS.update({
     "Printer": obj({
-        "name": text(), "kind": text(enum=list(PRINTER_KINDS)), "language": text(enum=["zpl", "escpos"]),
+        "name": text(),
+        "problem": maybe(text("what the spooler last found wrong (not reachable, paper out, head open, paused), "
+                              "null while it prints")), "kind": text(enum=list(PRINTER_KINDS)), "language": text(enum=["zpl", "escpos"]),
         "dpi": {"type": "integer", "enum": [203, 300, 600]}, "width_mm": {"type": "number"},
         "height_mm": {"type": "number", "description": "for ESC/POS paper: the length a label may take"},
         "media": text(enum=["gap", "mark", "continuous"]),

@@ -37,8 +37,8 @@ class RawLabelForbidden(ApplianceError):
                          "permission; name a sku or code instead", permission=RAW_PERMISSION)
 
 
-def printer_json(printer: PrinterConfig, counts: dict[str, int]) -> dict[str, Any]:
-    return {"name": printer.name, "kind": printer.kind, "language": printer.language, "dpi": printer.dpi,
+def printer_json(printer: PrinterConfig, counts: dict[str, int], problem: str | None = None) -> dict[str, Any]:
+    return {"name": printer.name, "problem": problem, "kind": printer.kind, "language": printer.language, "dpi": printer.dpi,
             "width_mm": printer.width_mm, "height_mm": printer.height_mm, "media": printer.media,
             "default": printer.default, "stations": list(printer.station_list()),
             "labels": list(printer.label_list()),
@@ -58,8 +58,11 @@ def _open_counts(conn: sqlite3.Connection) -> dict[str, dict[str, int]]:
 @requires("view")
 def list_printers():
     Query().done()
-    counts = _open_counts(parts().db.connection())
-    return jsonify({"items": [printer_json(p, counts.get(p.name, {})) for p in parts().config.printers]})
+    conn = parts().db.connection()
+    counts = _open_counts(conn)
+    problems = service.printer_problems(conn)
+    return jsonify({"items": [printer_json(p, counts.get(p.name, {}), problems.get(p.name))
+                              for p in parts().config.printers]})
 
 
 @bp.get("/print-jobs")
