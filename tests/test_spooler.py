@@ -211,3 +211,55 @@ def test_the_running_spooler_prints_a_job_committed_by_another_connection(app, z
     finally:
         assert spooler.stop() is True
     assert not any(t.name.startswith("spool-") for t in threading.enumerate())
+
+
+def test_an_escpos_job_cut_off_part_way_is_uncertain_not_sent_again(tmp_path):
+    from printer_sims import FakeRawPrinter
+    with FakeRawPrinter() as raw:
+        app = make_app(tmp_path, printer=[{"name": "till", "kind": "escpos_network", "host": "127.0.0.1",
+                                           "port": raw.port, "default": True, "width_mm": 72.0, "height_mm": 40.0,
+                                           "media": "continuous", "timeout_s": 2.0}])
+        try:
+            printer = app.config.printers[0]
+            (job_id,) = queue_labels(app)
+            raw.drop_after = 10   # part of the label may be on paper already
+            spooler = Spooler(app, retry_base_s=1, now=lambda: at(0))
+            assert spooler.pass_once(printer, at(0)) is False
+            job = queue.require(app.db.connection(), job_id)
+            assert job.state == "uncertain" and "part of the label may have printed" in job.last_error
+            assert open_alerts(app) == {("printer_error", "till")}
+            drain(spooler, printer, 5)
+            assert raw.connections == 1   # never repeated on its own
+            with app.ledger.write() as ops:
+                queue.requeue(ops.conn, job_id, clock.to_ts(at(6)))
+            drain(spooler, printer, 6)
+            assert queue.require(app.db.connection(), job_id).state == "done" and raw.connections == 2
+            assert raw.jobs[-1].startswith(b"\x1b@") and b"BER-A-01" in raw.jobs[-1]   # no ~JX for ESC/POS
+            assert open_alerts(app) == set()
+        finally:
+            app.close()
+
+
+def test_a_pallet_of_transfers_gets_an_sscc_label_and_a_transfer_document(app, zebra):
+    from appliance.errors import InvalidInput, UnknownTransfer
+    from appliance.ledger.requests import Move
+    from appliance.printing.service import transfer_data
+    app.ledger.post([Move("receive", sku="DOG-5", location="BER-A-01", qty=10),
+                     Move("receive", sku="CAT-2", location="BER-A-01", qty=10)])
+    codes = [app.ledger.transfer(sku, "BER-A-01", "WAW-A-01", qty).movements[0].ref_id
+             for sku, qty in (("DOG-5", 4), ("CAT-2", 6))]
+    conn = app.db.connection()
+    pallet, document = transfer_data(conn, codes)
+    assert (pallet["from_site"], pallet["to_site"], pallet["total_qty"]) == ("BER", "WAW", 10)
+    assert [(line["sku"], line["qty"]) for line in document["lines"]] == [("DOG-5", 4), ("CAT-2", 6)]
+    with app.ledger.write() as ops:
+        for label, data in (("sscc", pallet), ("transfer_document", document)):
+            queue_label(ops.conn, app.config, label, data, now=clock.to_ts(at(0)))
+    drain(Spooler(app, now=lambda: at(0)), app.config.printers[0], 0)
+    sscc_format, document_format = zebra.formats
+    assert b">;>800" in sscc_format or b">800" in sscc_format   # GS1-128 opening with AI (00)
+    assert b"(00) 000000000" in sscc_format and codes[0].encode() in document_format
+    with pytest.raises(UnknownTransfer):
+        transfer_data(conn, ["BER-TR-999999"])
+    with pytest.raises(InvalidInput, match="at least one"):
+        transfer_data(conn, [])

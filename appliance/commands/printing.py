@@ -42,6 +42,12 @@ def register(commands) -> None:
     p.add_argument("--count", type=int, metavar="N", help="units in the case (AI 30)")
     _target_args(p)
     p.set_defaults(handler=cmd_print_case)
+    p = prt.add_parser("transfer", help="the SSCC pallet label and the transfer document for transfers between "
+                       "two sites sent together")
+    p.add_argument("codes", nargs="+", metavar="CODE", help="transfer codes (WAW-TR-000007)")
+    p.add_argument("--only", choices=("pallet", "document"), help="print just one of the two")
+    _target_args(p)
+    p.set_defaults(handler=cmd_print_transfer)
     p = prt.add_parser("preview", help="write the PNG a label will look like on the chosen printer")
     p.add_argument("label", choices=("variant", "location", "case"), help="which label")
     p.add_argument("value", metavar="SKU_OR_CODE", help="the variant's SKU (variant, case) or a location code")
@@ -98,6 +104,20 @@ def cmd_print_location(args, ctx) -> int:
 def cmd_print_case(args, ctx) -> int:
     from appliance.printing.service import case_data
     return _queue(args, ctx, "case", lambda conn: case_data(conn, args.sku, args.lot, args.expiry, args.count))
+
+
+def cmd_print_transfer(args, ctx) -> int:
+    from appliance.printing.service import queue_label, transfer_data
+    app = ctx.app
+    with app.ledger.write(device="cli") as ops:
+        pallet, document = transfer_data(ops.conn, args.codes)
+        jobs = [queue_label(ops.conn, app.config, label, data, now=ops.ts, copies=args.copies, printer=args.printer,
+                            station=args.station, ref_type="transfer", ref_id=pallet["transfer"])
+                for label, data in (("sscc", pallet), ("transfer_document", document))
+                if args.only in (None, {"sscc": "pallet", "transfer_document": "document"}[label])]
+    for job in jobs:
+        info(f"print job {job.id} queued: {job.label} label x{job.copies} on {job.printer}")
+    return 0
 
 
 def cmd_print_preview(args, ctx) -> int:

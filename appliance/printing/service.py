@@ -142,6 +142,43 @@ def queue_receipt_labels(conn: sqlite3.Connection, config: Config, records, *, n
     return jobs
 
 
+def transfer_data(conn: sqlite3.Connection, codes: list[str]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(sscc data, transfer document data) for the transfers in `codes`, one pallet between two sites.
+
+    A transfer moves one variant, so a pallet is usually several transfers sent together. The SSCC is built
+    from the transfer numbers (extension digit 0, company prefix 0000000 and the first transfer's id): unique
+    within the company, for pallets that never leave it; it is not a GS1-registered number."""
+    if not codes:
+        raise InvalidInput("name at least one transfer", field="transfer")
+    rows = []
+    for code in codes:
+        row = conn.execute(
+            "SELECT t.id, t.code, fl.site_id, tl.site_id, v.sku, p.name, v.name, t.qty_sent, t.created_at"
+            " FROM transfer t JOIN location fl ON fl.id = t.from_location_id"
+            " JOIN location tl ON tl.id = t.to_location_id JOIN variant v ON v.id = t.variant_id"
+            " JOIN product p ON p.id = v.product_id WHERE t.code = ?", (code.strip().upper(),)).fetchone()
+        if row is None:
+            from appliance.errors import UnknownTransfer
+            raise UnknownTransfer(code)
+        rows.append(row)
+    pairs = {(r[2], r[3]) for r in rows}
+    if len(pairs) > 1:
+        raise InvalidInput("the transfers on one pallet must go between the same two sites; these go "
+                           + ", ".join(f"{a}→{b}" for a, b in sorted(pairs)), field="transfer")
+    (origin, destination), = pairs
+    names = dict(conn.execute("SELECT id, name FROM site WHERE id IN (?, ?)", (origin, destination)).fetchall())
+    lines = [{"sku": r[4], "qty": r[7], "name": f"{r[5]} {r[6]}".strip() if r[6] else r[5]} for r in rows]
+    first = rows[0]
+    serial = f"0{'0' * 7}{first[0]:09d}"[-17:]
+    sscc = {"sscc": serial, "from_site": origin, "from_name": names.get(origin) or "", "to_site": destination,
+            "to_name": names.get(destination) or "", "transfer": first[1],
+            "lines": [{"sku": line["sku"], "qty": line["qty"]} for line in lines],
+            "total_qty": sum(line["qty"] for line in lines)}
+    document = {"transfer": first[1], "from_site": origin, "to_site": destination, "lines": lines,
+                "created": first[8][:10]}
+    return sscc, document
+
+
 # --- queueing -------------------------------------------------------------------------------------------------
 
 def queue_label(conn: sqlite3.Connection, config: Config, label: str, data: dict[str, Any], *, now: str,
