@@ -284,7 +284,7 @@ def test_the_agent_runs_the_scanners_and_stops_them(tmp_path, ledger, db_path, m
     class FakeDesk:
         made = []
 
-        def __init__(self, db, ledger, *, idle_timeout_s):
+        def __init__(self, db, ledger, *, idle_timeout_s, config=None):
             self.args = (db, ledger, idle_timeout_s)
             self.seen = queue.Queue()
             FakeDesk.made.append(self)

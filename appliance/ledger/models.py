@@ -461,8 +461,32 @@ class AgentCursor(BaseModel):
         without_rowid = True
 
 
+class PrintJob(BaseModel):
+    """A label to print (printing/queue.py owns its states; the spooler reads and writes it in plain SQL)."""
+    printer = pw.TextField()
+    label = pw.TextField()
+    data = pw.TextField()
+    copies = pw.IntegerField(default=1)
+    state = pw.TextField(default="queued")
+    attempts = pw.IntegerField(default=0)
+    last_error = pw.TextField(null=True)
+    created_at = pw.TextField()
+    updated_at = pw.TextField()
+    next_attempt_at = pw.TextField()
+    sent_at = pw.TextField(null=True)
+    created_by = pw.TextField(null=True)
+    station = pw.TextField(null=True)
+    ref_type = pw.TextField(null=True)
+    ref_id = pw.TextField(null=True)
+    reprint_of = pw.ForeignKeyField("self", null=True, column_name="reprint_of")
+    partial = pw.BooleanField(default=False)
+
+    class Meta:
+        table_name = "print_job"
+
+
 MODELS = [Site, SiteKey, Supplier, Product, Variant, Pack, Barcode, Location, ReorderOverride, User, ApiToken,
           LoginThrottle, Movement, Op,
           Stock, Transfer, Reservation, SyncPeer, SyncAlarm, RemoteRequest, ScanLog,
           StationSession, ChangeCounter, ReorderSiteRule, ReorderCompanyRule, DocCounter, PurchaseOrder, PurchaseOrderLine,
-          PurchaseOrderEvent, Alert, AlertDelivery, JobRun, AgentCursor]
+          PurchaseOrderEvent, Alert, AlertDelivery, JobRun, AgentCursor, PrintJob]
