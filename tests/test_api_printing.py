@@ -10,7 +10,8 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from PIL import Image
 from schemathesis import checks
-from test_pages_labels import PRINTERS, dots, make_printing_web, queue_jobs, set_state
+from test_api_stock import Api
+from test_pages_labels import PRINTERS, dots, pweb, queue_jobs, set_state  # noqa: F401 - pweb: fixture
 from webtools import ROLES, USERS, token_for
 
 from appliance.access.roles import allowed
@@ -19,26 +20,6 @@ from appliance.printing import queue
 GTIN = "4006381333931"
 
 
-@pytest.fixture
-def pweb(tmp_path, monkeypatch):
-    made = make_printing_web(tmp_path, monkeypatch)
-    yield made
-    made.app.extensions["appliance"].feed.stop()
-    made.parts.close()
-
-
-class Api:
-    """A test client that sends a role's API token."""
-
-    def __init__(self, web, role: str) -> None:
-        self.client = web.app.test_client()
-        self.headers = {"Authorization": f"Bearer {token_for(web, role)}"}
-
-    def get(self, url):
-        return self.client.get(url, headers=self.headers)
-
-    def post(self, url, body=None):
-        return self.client.post(url, json=body, headers=self.headers)
 
 
 def job_count(web) -> int:
