@@ -121,6 +121,9 @@ def test_printers_list_status_and_preview(printing, tmp_path):
         assert image.size == (round(50 * 300 / 25.4), round(30 * 300 / 25.4))
     code, _, err = cli("printers", "status", "bench")
     assert code == 2 and "capture" in err
+    zebra.stop()   # switched off: a clear error, not a traceback
+    code, _, err = cli("printers", "status", "bins")
+    assert code == 1 and err.startswith("error[error]: bins (127.0.0.1:") and "connection refused" in err
 
 
 def test_po_receive_with_labels_queues_one_label_per_unit_in_the_same_transaction(printing):

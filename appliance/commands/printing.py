@@ -160,8 +160,8 @@ def cmd_print_queue(args, ctx) -> int:
             message = f"print job {job.id} cancelled"
         else:
             if args.printer:
-                from appliance.printing.service import choose_printer
-                choose_printer(app.config, "variant", name=args.printer)   # refuses an unknown name
+                from appliance.printing.service import printer_named
+                printer_named(app.config, args.printer)   # refuses an unknown name
             job = queue.requeue(ops.conn, args.id, ops.ts, printer=args.printer)
             message = (f"print job {args.id} printed again as job {job.id}" if job.id != args.id else
                        f"print job {job.id} queued again")
@@ -206,17 +206,17 @@ def cmd_printers_list(args, ctx) -> int:
 
 
 def cmd_printers_status(args, ctx) -> int:
+    from appliance.errors import ApplianceError
     from appliance.printing import status
-    from appliance.printing.service import choose_printer
-    printer = choose_printer(ctx.app.config, "variant", name=args.name)
-    if printer.kind != "zpl_tcp":
-        raise InvalidInput(f"{printer.name} is {printer.kind}: only zpl_tcp printers answer a status request",
-                           field="name")
+    from appliance.printing.service import printer_named
+    from appliance.printing.transport import SendError
+    printer = printer_named(ctx.app.config, args.name)
     try:
-        found = status.query(printer)
-    except (OSError, ValueError) as exc:
-        from appliance.errors import ApplianceError
-        raise ApplianceError(f"{printer.name} ({printer.host}:{printer.port}) did not answer ~HS: {exc}") from exc
+        found = status.query(printer)   # refuses a printer that is not zpl_tcp, naming its kind
+    except SendError as exc:   # unreachable, or silent (some models are while paper is out)
+        raise ApplianceError(str(exc)) from exc
+    except ValueError as exc:
+        raise ApplianceError(f"{printer.name}: {exc}") from exc
     if args.json:
         print_json({"printer": printer.name, "ready": not found.problems, "problems": found.problems,
                     "paper_out": found.paper_out, "paused": found.paused, "head_open": found.head_open,

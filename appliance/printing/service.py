@@ -14,7 +14,7 @@ from typing import Any
 
 from appliance.config import Config, currency_digits
 from appliance.config.printers import LABEL_TYPES, PrinterConfig
-from appliance.errors import InvalidInput, NotFound, UnknownLocation, UnknownSku
+from appliance.errors import InvalidInput, NotFound, UnknownLocation, UnknownSku, UnknownTransfer
 from appliance.printing import queue
 from appliance.printing.media import Media
 from appliance.printing.render import check_data, preview_png
@@ -23,8 +23,13 @@ from appliance.printing.render import check_data, preview_png
 class NoPrinter(NotFound):
     code = "no_printer"
 
-    def __init__(self, message: str, **details: Any) -> None:
-        super().__init__(message, **details)
+
+def printer_named(config: Config, name: str) -> PrinterConfig:
+    for printer in config.printers:
+        if printer.name == name:
+            return printer
+    known = ", ".join(p.name for p in config.printers) or "none configured"
+    raise NoPrinter(f"there is no printer {name!r} (printers: {known})", printer=name)
 
 
 def choose_printer(config: Config, label: str, *, name: str | None = None,
@@ -33,11 +38,7 @@ def choose_printer(config: Config, label: str, *, name: str | None = None,
     claiming the station, else the default, else the only one."""
     printers = config.printers
     if name:
-        for printer in printers:
-            if printer.name == name:
-                return printer
-        known = ", ".join(p.name for p in printers) or "none configured"
-        raise NoPrinter(f"there is no printer {name!r} (printers: {known})", printer=name)
+        return printer_named(config, name)
     if not printers:
         raise NoPrinter("no printer is configured: add a [[printer]] entry to the config (`appliance printers "
                         "discover` lists the printers on the network with the entry to paste)")
@@ -61,10 +62,6 @@ def printer_problems(conn: sqlite3.Connection) -> dict[str, str]:
                                         " AND resolved_at IS NULL"):
         found[subject] = json.loads(detail or "{}").get("problem") or "error"
     return found
-
-
-def media_of(printer: PrinterConfig) -> Media:
-    return Media.from_printer(printer)
 
 
 # --- label data from the ledger ------------------------------------------------------------------------------
@@ -158,7 +155,6 @@ def transfer_data(conn: sqlite3.Connection, codes: list[str]) -> tuple[dict[str,
             " JOIN location tl ON tl.id = t.to_location_id JOIN variant v ON v.id = t.variant_id"
             " JOIN product p ON p.id = v.product_id WHERE t.code = ?", (code.strip().upper(),)).fetchone()
         if row is None:
-            from appliance.errors import UnknownTransfer
             raise UnknownTransfer(code)
         rows.append(row)
     pairs = {(r[2], r[3]) for r in rows}
@@ -198,4 +194,4 @@ def preview(config: Config, label: str, data: dict[str, Any], *, printer: str | 
             station: str | None = None) -> tuple[bytes, PrinterConfig]:
     """The PNG the chosen printer's label will look like, and that printer."""
     target = choose_printer(config, label, name=printer, station=station)
-    return preview_png(label, check_data(label, data), media_of(target)), target
+    return preview_png(label, check_data(label, data), Media.from_printer(target)), target

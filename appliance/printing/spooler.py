@@ -15,6 +15,7 @@ number of jobs waiting; the next job that goes through resolves it.
 from __future__ import annotations
 
 import logging
+import sqlite3
 import threading
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -173,18 +174,21 @@ class Spooler:
                      now: datetime) -> None:
         ts = clock.to_ts(now)
         reason = str(exc)
-        with self.app.ledger.write(device="spooler") as ops:
+
+        def settle(conn) -> None:
             if exc.sent and language != "zpl":
-                queue.settle(ops.conn, job.id, "uncertain", ts, f"{reason} after {exc.sent} of {exc.total} bytes: "
+                queue.settle(conn, job.id, "uncertain", ts, f"{reason} after {exc.sent} of {exc.total} bytes: "
                              "part of the label may have printed; reprint or cancel it")
             else:
                 # The job keeps its place at the head of the queue; the printer is backed off instead.
-                queue.retry_later(ops.conn, job.id, ts, ts, reason, partial=bool(exc.sent))
-        self._trouble(printer, job, now, reason)
+                queue.retry_later(conn, job.id, ts, ts, reason, partial=bool(exc.sent))
+        self._trouble(printer, job, now, reason, settle)
 
-    def _trouble(self, printer: PrinterConfig, job: queue.Job, now: datetime, problem: str) -> None:
+    def _trouble(self, printer: PrinterConfig, job: queue.Job, now: datetime, problem: str,
+                 settle: Callable[[sqlite3.Connection], None] | None = None) -> None:
         """Back the printer off (doubling, capped), fail jobs that waited past `give_up_hours`, say why on the
-        job at the head of the queue, and raise (or refresh) the printer's alert."""
+        job at the head of the queue, and raise (or refresh) the printer's alert; in one transaction with
+        `settle`, what a failed send does to its job."""
         failures = self._failures.get(printer.name, 0) + 1
         self._failures[printer.name] = failures
         delay = min(self.retry_base_s * 2 ** (failures - 1), self.retry_max_s)
@@ -192,6 +196,8 @@ class Spooler:
         ts = clock.to_ts(now)
         cutoff = clock.to_ts(now - self.give_up)
         with self.app.ledger.write(device="spooler") as ops:
+            if settle is not None:
+                settle(ops.conn)
             gave_up = ops.conn.execute(
                 "UPDATE print_job SET state = 'failed', updated_at = ?, last_error = ? WHERE printer = ?"
                 " AND state = 'queued' AND created_at < ? RETURNING id",

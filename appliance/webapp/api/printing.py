@@ -169,7 +169,7 @@ def _printer_field() -> str | None:
     printer = fields.text("printer", nullable=True, default=None, max_len=40)
     raise_if(fields.errors)
     if printer:
-        service.choose_printer(parts().config, "variant", name=printer)   # NoPrinter (404) when unknown
+        service.printer_named(parts().config, printer)   # NoPrinter (404) when unknown
     return printer
 
 
