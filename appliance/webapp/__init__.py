@@ -18,6 +18,7 @@ from appliance import __version__
 from appliance.app import App, open_app
 from appliance.config import Config
 from appliance.webapp import auth, csrf, errors, i18n, secret_key
+from appliance.webapp.api.fast_post import FastPostLane
 from appliance.webapp.sessions import BrowserSessions
 from appliance.webapp.context import WebContext, can, principal
 from appliance.webapp.events import ChangeFeed
@@ -27,6 +28,15 @@ logger = logging.getLogger(__name__)
 
 WEB_DIR = Path(os.environ.get("APPLIANCE_WEB_DIR") or Path(__file__).resolve().parents[2] / "web")
 MAX_BODY = 8 * 1024 * 1024  # a product photo; API batches are far smaller
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "same-origin",
+    # Everything is served from the box; camera access is for the dock screen's own origin only.
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; "
+                               "style-src 'self'; script-src 'self'; connect-src 'self'; frame-ancestors 'none'; "
+                               "form-action 'self'",
+}
 
 
 def create_app(config: Config, parts: App | None = None) -> Flask:
@@ -59,14 +69,8 @@ def create_app(config: Config, parts: App | None = None) -> Flask:
 
     @app.after_request
     def _headers(response):
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        response.headers.setdefault("X-Frame-Options", "DENY")
-        response.headers.setdefault("Referrer-Policy", "same-origin")
-        # Everything is served from the box; camera access is for the dock screen's own origin only.
-        response.headers.setdefault(
-            "Content-Security-Policy",
-            "default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; style-src 'self'; "
-            "script-src 'self'; connect-src 'self'; frame-ancestors 'none'; form-action 'self'")
+        for name, value in SECURITY_HEADERS.items():
+            response.headers.setdefault(name, value)
         if principal() is not None and not request.path.startswith("/static/"):
             response.headers.setdefault("Cache-Control", "no-store")
         return response
@@ -86,4 +90,5 @@ def create_app(config: Config, parts: App | None = None) -> Flask:
     def _forget(_exc):
         g.pop("principal", None)
 
+    app.wsgi_app = FastPostLane(app.wsgi_app, parts, app.json.dumps, SECURITY_HEADERS)
     return app
